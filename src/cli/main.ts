@@ -1,0 +1,21 @@
+import { Command, CommanderError } from 'commander';
+import { ConfigError } from '../server/config.ts';
+import { registerServe } from './serve.ts';
+
+const program = new Command('skiff')
+  .description('container image distribution: registry, mirror, client and syncer')
+  .version('0.1.0')
+  .showHelpAfterError();
+registerServe(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  if (error instanceof CommanderError) process.exit(error.exitCode);
+  if (error instanceof ConfigError) {
+    process.stderr.write(`skiff: configuration error:\n${error.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`skiff: ${(error as Error).message}\n`);
+  process.exit(1);
+}

@@ -1,0 +1,256 @@
+import { randomUUID, type Hash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
+import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
+import { BlobNotFoundError, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+
+const INGEST_REF = /^[A-Za-z0-9_-]{1,128}$/;
+const READ_CHUNK = 1024 * 1024;
+
+/** Hash state of an ingest as far as `offset`; lets commit skip re-reading the file. */
+interface HashState {
+  algorithm: Algorithm;
+  hash: Hash;
+  offset: number;
+}
+
+/**
+ * Filesystem blob store. Layout under `root`:
+ *   blobs/<alg>/<first two hex>/<hex>   committed, verified, immutable content
+ *   ingest/<ref>                        bytes of a write in progress, never served
+ * A blob appears under its digest only by rename(2) of a fully written, fsynced file.
+ */
+export class FsBlobStore implements BlobStore {
+  private readonly hashes = new Map<string, HashState>();
+  readonly locks = new KeyedMutex();
+
+  readonly root: string;
+
+  constructor(root: string) {
+    this.root = root;
+  }
+
+  async init(): Promise<this> {
+    await mkdir(join(this.root, 'ingest'), { recursive: true });
+    for (const algorithm of Object.keys(ALGORITHMS)) await mkdir(join(this.root, 'blobs', algorithm), { recursive: true });
+    return this;
+  }
+
+  blobPath(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.root, 'blobs', algorithm, hex.slice(0, 2), hex);
+  }
+
+  ingestPath(ref: string): string {
+    if (!INGEST_REF.test(ref)) throw new Error(`invalid ingest ref ${JSON.stringify(ref)}`);
+    return join(this.root, 'ingest', ref);
+  }
+
+  async stat(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async reader(digest: Digest, range?: ByteRange): Promise<Readable> {
+    const handle = await open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? new BlobNotFoundError(digest) : error;
+    });
+    return handle.createReadStream({ highWaterMark: READ_CHUNK, ...(range ? { start: range.start, end: range.end } : {}) });
+  }
+
+  async readSmall(digest: Digest, limit: number): Promise<Buffer> {
+    const handle = await open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
+      throw error.code === 'ENOENT' ? new BlobNotFoundError(digest) : error;
+    });
+    try {
+      const { size } = await handle.stat();
+      if (size > limit) throw new Error(`blob ${digest} is ${size} bytes, more than the ${limit} allowed here`);
+      const buffer = Buffer.allocUnsafe(size);
+      let read = 0;
+      while (read < size) {
+        const { bytesRead } = await handle.read(buffer, read, size - read, read);
+        if (bytesRead === 0) break;
+        read += bytesRead;
+      }
+      return buffer.subarray(0, read);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async ingest(ref: string): Promise<Ingest> {
+    const path = this.ingestPath(ref);
+    const handle = await open(path, 'a');
+    await handle.close();
+    return new FsIngest(this, ref, path);
+  }
+
+  async put(source: Readable, expected: Digest, expectedSize?: number, signal?: AbortSignal): Promise<CommitResult> {
+    const ingest = await this.ingest(`put-${randomUUID()}`);
+    try {
+      await ingest.append(source, { offset: 0, ...(expectedSize !== undefined ? { maxBytes: expectedSize } : {}), ...(signal ? { signal } : {}) });
+      return await ingest.commit(expected, expectedSize);
+    } catch (error) {
+      await ingest.abort();
+      throw error;
+    }
+  }
+
+  async delete(digest: Digest): Promise<boolean> {
+    try {
+      await unlink(this.blobPath(digest));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+  }
+
+  async *list(): AsyncIterable<Digest> {
+    for (const algorithm of Object.keys(ALGORITHMS)) {
+      const base = join(this.root, 'blobs', algorithm);
+      for (const prefix of await readdir(base).catch(() => [] as string[])) {
+        for (const hex of await readdir(join(base, prefix)).catch(() => [] as string[])) yield `${algorithm as Algorithm}:${hex}`;
+      }
+    }
+  }
+
+  /** @internal hash bookkeeping shared with FsIngest */
+  hashState(ref: string): HashState | undefined {
+    return this.hashes.get(ref);
+  }
+
+  /** @internal */
+  setHashState(ref: string, state: HashState | undefined): void {
+    if (state) this.hashes.set(ref, state);
+    else this.hashes.delete(ref);
+  }
+}
+
+/** Counts and hashes bytes on their way to disk, and stops a writer that sends too many. */
+class Meter extends Transform {
+  written = 0;
+  private readonly hash: Hash | undefined;
+  private readonly maxBytes: number | undefined;
+
+  constructor(hash: Hash | undefined, maxBytes: number | undefined) {
+    super();
+    this.hash = hash;
+    this.maxBytes = maxBytes;
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    this.written += chunk.length;
+    if (this.maxBytes !== undefined && this.written > this.maxBytes) {
+      callback(new SizeMismatchError('upload', this.maxBytes, this.written));
+      return;
+    }
+    this.hash?.update(chunk);
+    callback(null, chunk);
+  }
+}
+
+class FsIngest implements Ingest {
+  private readonly store: FsBlobStore;
+  readonly ref: string;
+  private readonly path: string;
+
+  constructor(store: FsBlobStore, ref: string, path: string) {
+    this.store = store;
+    this.ref = ref;
+    this.path = path;
+  }
+
+  async size(): Promise<number> {
+    return (await stat(this.path)).size;
+  }
+
+  async append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal }): Promise<number> {
+    return this.store.locks.run(this.ref, async () => {
+      const handle = await open(this.path, 'r+');
+      try {
+        const { size } = await handle.stat();
+        if (size < options.offset) throw new Error(`ingest ${this.ref} holds ${size} bytes, fewer than offset ${options.offset}`);
+        if (size > options.offset) await handle.truncate(options.offset);
+      } finally {
+        await handle.close();
+      }
+      // Continue the running hash only when it is exactly at this offset; else commit re-reads.
+      let state = this.store.hashState(this.ref);
+      if (options.offset === 0) state = { algorithm: 'sha256', hash: createDigester('sha256'), offset: 0 };
+      else if (state && state.offset !== options.offset) state = undefined;
+      this.store.setHashState(this.ref, undefined);
+      const meter = new Meter(state?.hash, options.maxBytes);
+      // flush: fsync before close, so an acknowledged chunk survives a crash.
+      const sink = createWriteStream(this.path, { flags: 'r+', start: options.offset, flush: true, highWaterMark: READ_CHUNK });
+      try {
+        await pipeline(source, meter, sink, options.signal ? { signal: options.signal } : {});
+      } catch (error) {
+        await syncFile(this.path);
+        throw error;
+      }
+      if (state) this.store.setHashState(this.ref, { ...state, offset: options.offset + meter.written });
+      return options.offset + meter.written;
+    });
+  }
+
+  async commit(expected: Digest, expectedSize?: number): Promise<CommitResult> {
+    return this.store.locks.run(this.ref, async () => {
+      try {
+        const size = await this.size();
+        if (expectedSize !== undefined && size !== expectedSize) throw new SizeMismatchError(expected, expectedSize, size);
+        const { algorithm } = parseDigest(expected);
+        const actual = await this.computeDigest(algorithm, size);
+        if (actual !== expected) throw new DigestMismatchError(expected, actual);
+        const target = this.store.blobPath(expected);
+        if ((await this.store.stat(expected)) !== undefined) return { digest: expected, size, alreadyExisted: true };
+        const dir = join(target, '..');
+        await mkdir(dir, { recursive: true });
+        await rename(this.path, target);
+        await syncFile(dir);
+        return { digest: expected, size, alreadyExisted: false };
+      } finally {
+        await this.discard();
+      }
+    });
+  }
+
+  async abort(): Promise<void> {
+    await this.store.locks.run(this.ref, () => this.discard());
+  }
+
+  private async discard(): Promise<void> {
+    this.store.setHashState(this.ref, undefined);
+    await rm(this.path, { force: true });
+  }
+
+  private async computeDigest(algorithm: Algorithm, size: number): Promise<Digest> {
+    const state = this.store.hashState(this.ref);
+    if (state && state.algorithm === algorithm && state.offset === size) return `${algorithm}:${state.hash.digest('hex')}`;
+    const hash = createDigester(algorithm);
+    await pipeline(createReadStream(this.path, { highWaterMark: READ_CHUNK }), async (chunks: AsyncIterable<Buffer>) => {
+      for await (const chunk of chunks) hash.update(chunk);
+    });
+    return `${algorithm}:${hash.digest('hex')}`;
+  }
+}
+
+/** fsync(2) a file or directory by path. */
+export async function syncFile(path: string): Promise<void> {
+  const handle = await open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+

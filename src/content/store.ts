@@ -1,0 +1,64 @@
+import type { Readable } from 'node:stream';
+import type { Digest } from '../digest/digest.ts';
+
+/** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
+export interface ByteRange {
+  start: number;
+  end: number;
+}
+
+export interface CommitResult {
+  digest: Digest;
+  size: number;
+  /** Another writer committed the same content first; ours was discarded. */
+  alreadyExisted: boolean;
+}
+
+/**
+ * A resumable write in progress ("ingest", as containerd calls it). Bytes only become
+ * visible under a digest through `commit`, after they were verified and made durable.
+ */
+export interface Ingest {
+  readonly ref: string;
+  /** Bytes durably written so far. */
+  size(): Promise<number>;
+  /**
+   * Appends `source` at `offset` (bytes past it, left by a crash, are cut first).
+   * `maxBytes` bounds this append so a peer cannot write more than it promised.
+   * Resolves to the new size. On failure, keeps what reached the disk.
+   */
+  append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal }): Promise<number>;
+  /** Verifies size and digest, then moves the bytes into place atomically. Removes the ingest either way. */
+  commit(expected: Digest, expectedSize?: number): Promise<CommitResult>;
+  /** Drops the ingest and its bytes. */
+  abort(): Promise<void>;
+}
+
+/**
+ * The blob driver: content-addressed bytes. The filesystem implementation comes first;
+ * an S3-compatible one fits the same few methods (multipart upload for ingests).
+ */
+export interface BlobStore {
+  /** Size of a committed blob, or undefined when absent. */
+  stat(digest: Digest): Promise<number | undefined>;
+  /** Streams a committed blob, optionally one inclusive range of it. Throws BlobNotFoundError. */
+  reader(digest: Digest, range?: ByteRange): Promise<Readable>;
+  /** Reads a small blob (a manifest or config) whole, refusing anything above `limit` bytes. */
+  readSmall(digest: Digest, limit: number): Promise<Buffer>;
+  /** Opens (or resumes) the ingest named `ref`. */
+  ingest(ref: string): Promise<Ingest>;
+  /** Writes and verifies a whole blob in one go. */
+  put(source: Readable, expected: Digest, expectedSize?: number, signal?: AbortSignal): Promise<CommitResult>;
+  delete(digest: Digest): Promise<boolean>;
+  list(): AsyncIterable<Digest>;
+}
+
+export class BlobNotFoundError extends Error {
+  readonly code = 'BLOB_NOT_FOUND';
+  readonly digest: string;
+  constructor(digest: string) {
+    super(`blob ${digest} not found`);
+    this.digest = digest;
+    this.name = 'BlobNotFoundError';
+  }
+}

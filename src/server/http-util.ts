@@ -1,0 +1,119 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { BlobNotFoundError, type ByteRange } from '../content/store.ts';
+import { InvalidDigestError } from '../digest/digest.ts';
+import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
+import { RegistryError } from '../errors/registry-error.ts';
+
+/** Cap for bodies we parse as JSON (manifests): the limit plus one byte to detect overflow. */
+export async function readBodyLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
+  const declared = contentLength(req);
+  if (declared !== undefined && declared > limit) {
+    throw new RegistryError('SIZE_INVALID', `body of ${declared} bytes exceeds the ${limit}-byte limit`, { status: 413 });
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    total += chunk.length;
+    if (total > limit) throw new RegistryError('SIZE_INVALID', `body exceeds the ${limit}-byte limit`, { status: 413 });
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
+}
+
+export function contentLength(req: IncomingMessage): number | undefined {
+  const header = req.headers['content-length'];
+  if (header === undefined) return undefined;
+  if (!/^\d{1,15}$/.test(header)) throw new RegistryError('SIZE_INVALID', `invalid Content-Length ${JSON.stringify(header)}`);
+  return Number(header);
+}
+
+/** True when the request carries a body (Content-Length > 0, or chunked). */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = contentLength(req);
+  return length !== undefined ? length > 0 : req.headers['transfer-encoding'] !== undefined;
+}
+
+const CONTENT_RANGE = /^(?:bytes[ =])?(\d{1,15})-(\d{1,15})(?:\/(?:\d{1,15}|\*))?$/;
+
+/** Parses an upload chunk's `Content-Range: <start>-<end>` (inclusive). Undefined when absent. */
+export function parseContentRange(header: string | undefined): ByteRange | undefined {
+  if (header === undefined) return undefined;
+  const match = CONTENT_RANGE.exec(header.trim());
+  if (!match) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${JSON.stringify(header.slice(0, 100))}; expected <start>-<end>`, { status: 416 });
+  const start = Number(match[1]);
+  const end = Number(match[2]);
+  if (end < start) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${header}: end before start`, { status: 416 });
+  return { start, end };
+}
+
+export type RangeRequest = { kind: 'none' } | { kind: 'range'; range: ByteRange } | { kind: 'unsatisfiable' };
+
+/** RFC 9110 `Range: bytes=…` for one range. Multiple ranges or other units are ignored (whole body). */
+export function parseRangeHeader(header: string | undefined, size: number): RangeRequest {
+  if (header === undefined) return { kind: 'none' };
+  const match = /^bytes=(\d*)-(\d*)$/.exec(header.trim());
+  if (!match || (match[1] === '' && match[2] === '')) return { kind: 'none' };
+  if (match[1] === '') {
+    const suffix = Number(match[2]);
+    if (suffix === 0 || size === 0) return { kind: 'unsatisfiable' };
+    return { kind: 'range', range: { start: Math.max(0, size - suffix), end: size - 1 } };
+  }
+  const start = Number(match[1]);
+  const end = match[2] === '' ? size - 1 : Math.min(Number(match[2]), size - 1);
+  if (match[2] !== '' && Number(match[2]) < start) return { kind: 'none' };
+  if (start >= size) return { kind: 'unsatisfiable' };
+  return { kind: 'range', range: { start, end } };
+}
+
+/** Maps any failure to the spec's error body. Unknown errors become 500 UNKNOWN. */
+export function toRegistryError(error: unknown): RegistryError {
+  if (error instanceof RegistryError) return error;
+  if (error instanceof InvalidDigestError) return new RegistryError('DIGEST_INVALID', error.message);
+  if (error instanceof DigestMismatchError) return new RegistryError('DIGEST_INVALID', error.message);
+  if (error instanceof SizeMismatchError) return new RegistryError('SIZE_INVALID', error.message);
+  if (error instanceof BlobNotFoundError) return new RegistryError('BLOB_UNKNOWN', error.message);
+  return new RegistryError('UNKNOWN', 'internal server error', { cause: error });
+}
+
+export function sendError(req: IncomingMessage, res: ServerResponse, error: RegistryError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = JSON.stringify(error.toBody());
+  res.writeHead(error.status, {
+    ...error.headers,
+    'Content-Type': 'application/json; charset=utf-8',
+    'Content-Length': Buffer.byteLength(body),
+    'Docker-Distribution-API-Version': 'registry/2.0',
+  });
+  res.end(req.method === 'HEAD' ? undefined : body);
+}
+
+export function sendJson(res: ServerResponse, status: number, value: unknown, headers: Record<string, string> = {}, contentType = 'application/json; charset=utf-8'): void {
+  const body = JSON.stringify(value);
+  res.writeHead(status, { ...headers, 'Content-Type': contentType, 'Content-Length': Buffer.byteLength(body) });
+  res.end(body);
+}
+
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { ...headers, 'Content-Length': '0' });
+  res.end();
+}
+
+/** `n` and `last` of tags/list and _catalog. */
+export function pageParams(url: URL): { limit: number | undefined; after: string | undefined } {
+  const n = url.searchParams.get('n');
+  let limit: number | undefined;
+  if (n !== null && n !== '') {
+    if (!/^\d{1,9}$/.test(n)) throw new RegistryError('UNSUPPORTED', `invalid page size n=${JSON.stringify(n.slice(0, 20))}`, { status: 400 });
+    limit = Number(n);
+  }
+  const last = url.searchParams.get('last') ?? undefined;
+  return { limit, after: last === '' ? undefined : last };
+}
+
+/** `Link: </v2/…?n=2&last=b>; rel="next"` */
+export function nextLink(path: string, limit: number, last: string): string {
+  return `<${path}?n=${limit}&last=${encodeURIComponent(last)}>; rel="next"`;
+}

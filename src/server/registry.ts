@@ -1,0 +1,353 @@
+import { randomUUID } from 'node:crypto';
+import { Readable } from 'node:stream';
+import type { BlobStore, ByteRange } from '../content/store.ts';
+import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
+import { InvalidDigestError, digestOf, isDigest, parseDigest, type Digest } from '../digest/digest.ts';
+import { RegistryError } from '../errors/registry-error.ts';
+import { MediaTypes } from '../oci/media-types.ts';
+import { InvalidManifestError, MAX_MANIFEST_BYTES, childDescriptors, parseManifest } from '../oci/manifest.ts';
+import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
+import { isValidTag, nameProblem } from '../reference/name.ts';
+import { ManifestCache } from './manifest-cache.ts';
+import type { ManifestRecord, MetadataStore, Page, UploadSession } from './storage/metadata.ts';
+
+export interface RegistryOptions {
+  deleteEnabled: boolean;
+  readOnly: boolean;
+}
+
+export interface BlobInfo {
+  digest: Digest;
+  size: number;
+}
+
+export interface ManifestHit {
+  record: ManifestRecord;
+  body: Buffer;
+}
+
+export interface PutManifestResult {
+  digest: Digest;
+  subject?: Digest;
+  tags: string[];
+}
+
+/**
+ * The registry's behaviour, independent of HTTP: every rule of the distribution spec
+ * about names, links, uploads, manifests, tags and referrers lives here. The HTTP layer
+ * only translates; the mirror will reuse this for its cache.
+ */
+export class Registry {
+  private readonly manifestCache = new ManifestCache();
+
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly options: RegistryOptions;
+
+  constructor(blobs: BlobStore, metadata: MetadataStore, options: RegistryOptions) {
+    this.blobs = blobs;
+    this.metadata = metadata;
+    this.options = options;
+  }
+
+  checkName(name: string): void {
+    const problem = nameProblem(name);
+    if (problem) throw new RegistryError('NAME_INVALID', `invalid repository name ${JSON.stringify(name.slice(0, 300))}: ${problem}`, { detail: { name: name.slice(0, 300) } });
+  }
+
+  checkDigest(value: string, code: 'DIGEST_INVALID' | 'BLOB_UNKNOWN' = 'DIGEST_INVALID'): Digest {
+    try {
+      parseDigest(value);
+      return value as Digest;
+    } catch (error) {
+      throw new RegistryError(code, (error as InvalidDigestError).message, { status: 400 });
+    }
+  }
+
+  private checkWritable(): void {
+    if (this.options.readOnly) throw new RegistryError('UNSUPPORTED', 'the registry is in read-only mode', { status: 405 });
+  }
+
+  private checkDeletable(): void {
+    this.checkWritable();
+    if (!this.options.deleteEnabled) throw new RegistryError('UNSUPPORTED', 'deletes are disabled on this registry (started with --no-delete)', { status: 405 });
+  }
+
+  // ---- blobs ----
+
+  /** A blob is readable through a repository when linked there, or when it is one of its manifests. */
+  async statBlob(repository: string, digestText: string): Promise<BlobInfo> {
+    this.checkName(repository);
+    const digest = this.checkDigest(digestText);
+    const linked = (await this.metadata.isBlobLinked(repository, digest)) || (await this.metadata.getManifest(repository, digest)) !== undefined;
+    const size = linked ? await this.blobs.stat(digest) : undefined;
+    if (size === undefined) throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not known in repository ${repository}`, { detail: { digest } });
+    return { digest, size };
+  }
+
+  async readBlob(digest: Digest, range?: ByteRange): Promise<Readable> {
+    return this.blobs.reader(digest, range);
+  }
+
+  async deleteBlob(repository: string, digestText: string): Promise<void> {
+    this.checkName(repository);
+    const digest = this.checkDigest(digestText);
+    this.checkDeletable();
+    if (!(await this.metadata.unlinkBlob(repository, digest))) {
+      throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not known in repository ${repository}`, { detail: { digest } });
+    }
+  }
+
+  // ---- uploads ----
+
+  /** Cross-repository mount; with no `from`, any copy already in the registry will do. */
+  async mountBlob(repository: string, digestText: string, from: string | undefined): Promise<BlobInfo | undefined> {
+    this.checkName(repository);
+    this.checkWritable();
+    if (!isDigest(digestText)) return undefined;
+    const digest = digestText;
+    if (from !== undefined) {
+      if (nameProblem(from) !== undefined || !(await this.metadata.isBlobLinked(from, digest))) return undefined;
+    }
+    const size = await this.blobs.stat(digest);
+    if (size === undefined) return undefined;
+    await this.metadata.linkBlob(repository, digest);
+    return { digest, size };
+  }
+
+  async putBlob(repository: string, digestText: string, body: Readable, contentLength: number | undefined): Promise<BlobInfo> {
+    this.checkName(repository);
+    this.checkWritable();
+    const digest = this.checkDigest(digestText);
+    const result = await this.translateWriteErrors(() => this.blobs.put(body, digest, contentLength));
+    await this.metadata.linkBlob(repository, digest);
+    return { digest, size: result.size };
+  }
+
+  async startUpload(repository: string): Promise<UploadSession> {
+    this.checkName(repository);
+    this.checkWritable();
+    const session: UploadSession = { id: randomUUID(), repository, offset: 0, startedAt: Date.now() };
+    await this.blobs.ingest(session.id);
+    await this.metadata.createUpload(session);
+    return session;
+  }
+
+  async getUpload(repository: string, id: string): Promise<UploadSession> {
+    this.checkName(repository);
+    const session = /^[0-9a-f-]{36}$/.test(id) ? await this.metadata.getUpload(id) : undefined;
+    if (!session || session.repository !== repository) {
+      throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is not known in repository ${repository}`);
+    }
+    return session;
+  }
+
+  /**
+   * Appends a chunk. With a Content-Range, it must start exactly where the upload stands
+   * (416 otherwise) and `length` bounds how much is taken.
+   */
+  async appendUpload(repository: string, id: string, body: Readable, range: ByteRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
+    this.checkWritable();
+    const session = await this.getUpload(repository, id);
+    let maxBytes = contentLength;
+    if (range) {
+      if (range.start !== session.offset) {
+        throw new RegistryError('BLOB_UPLOAD_INVALID', `chunk starts at ${range.start} but the upload stands at ${session.offset}; send the next chunk from there`, {
+          status: 416,
+          headers: { Range: rangeHeader(session.offset), Location: uploadLocation(repository, id) },
+        });
+      }
+      const length = range.end - range.start + 1;
+      if (contentLength !== undefined && contentLength !== length) {
+        throw new RegistryError('SIZE_INVALID', `Content-Range covers ${length} bytes but Content-Length is ${contentLength}`, { status: 400 });
+      }
+      maxBytes = length;
+    }
+    const ingest = await this.blobs.ingest(id);
+    let offset: number;
+    try {
+      offset = await this.translateWriteErrors(() => ingest.append(body, { offset: session.offset, ...(maxBytes !== undefined ? { maxBytes } : {}) }));
+    } catch (error) {
+      // Keep what did reach the disk, so the client can resume from the status it reads.
+      const kept = await ingest.size().catch(() => session.offset);
+      await this.metadata.setUploadOffset(id, kept);
+      throw error;
+    }
+    await this.metadata.setUploadOffset(id, offset);
+    if (maxBytes !== undefined && offset - session.offset !== maxBytes) {
+      throw new RegistryError('SIZE_INVALID', `chunk was ${offset - session.offset} bytes, expected ${maxBytes}`, {
+        headers: { Range: rangeHeader(offset), Location: uploadLocation(repository, id) },
+      });
+    }
+    return { ...session, offset };
+  }
+
+  /** Closes an upload: optional last chunk, then verify and commit under `digest`. */
+  async finishUpload(
+    repository: string,
+    id: string,
+    digestText: string | null,
+    body: Readable | undefined,
+    range: ByteRange | undefined,
+    contentLength: number | undefined,
+  ): Promise<BlobInfo> {
+    this.checkWritable();
+    let session = await this.getUpload(repository, id);
+    if (digestText === null) throw new RegistryError('DIGEST_INVALID', 'the closing PUT needs ?digest=<algorithm>:<hex>');
+    const digest = this.checkDigest(digestText);
+    if (body) session = await this.appendUpload(repository, id, body, range, contentLength);
+    const ingest = await this.blobs.ingest(id);
+    try {
+      const result = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
+      await this.metadata.linkBlob(repository, digest);
+      return { digest, size: result.size };
+    } finally {
+      // The spec's "nothing is stored" on a bad digest: the session ends either way.
+      await this.metadata.deleteUpload(id);
+    }
+  }
+
+  async cancelUpload(repository: string, id: string): Promise<void> {
+    this.checkWritable();
+    await this.getUpload(repository, id);
+    await (await this.blobs.ingest(id)).abort();
+    await this.metadata.deleteUpload(id);
+  }
+
+  private async translateWriteErrors<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      if (error instanceof DigestMismatchError) throw new RegistryError('DIGEST_INVALID', `${error.message}; nothing was stored`, { detail: { expected: error.expected, actual: error.actual } });
+      if (error instanceof SizeMismatchError) throw new RegistryError('SIZE_INVALID', error.message, { status: 400 });
+      throw error;
+    }
+  }
+
+  // ---- manifests ----
+
+  async resolveManifest(repository: string, reference: string): Promise<ManifestRecord> {
+    this.checkName(repository);
+    let digest: Digest | undefined;
+    if (reference.includes(':')) digest = this.checkDigest(reference);
+    // An impossible tag cannot name anything here: 404, as clients and the conformance suite expect.
+    else if (isValidTag(reference)) digest = await this.metadata.resolveTag(repository, reference);
+    const record = digest ? await this.metadata.getManifest(repository, digest) : undefined;
+    if (!record) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not known in repository ${repository}`, { detail: { reference } });
+    return record;
+  }
+
+  async getManifest(repository: string, reference: string): Promise<ManifestHit> {
+    const record = await this.resolveManifest(repository, reference);
+    let body = this.manifestCache.get(record.digest);
+    if (!body) {
+      body = await this.blobs.readSmall(record.digest, MAX_MANIFEST_BYTES);
+      this.manifestCache.set(record.digest, body);
+    }
+    return { record, body };
+  }
+
+  async putManifest(repository: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[]): Promise<PutManifestResult> {
+    this.checkName(repository);
+    this.checkWritable();
+    const tags = [...extraTags];
+    let expected: Digest | undefined;
+    if (reference.includes(':')) expected = this.checkDigest(reference);
+    else tags.unshift(reference);
+    for (const tag of tags) {
+      if (!isValidTag(tag)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(tag.slice(0, 200))}`, { detail: { tag: tag.slice(0, 200) } });
+    }
+    const digest = digestOf(body, expected ? parseDigest(expected).algorithm : 'sha256');
+    if (expected && digest !== expected) {
+      throw new RegistryError('DIGEST_INVALID', `manifest body hashes to ${digest}, not ${expected}`, { detail: { expected, actual: digest } });
+    }
+    let parsed;
+    try {
+      parsed = parseManifest(body, contentType);
+    } catch (error) {
+      if (error instanceof InvalidManifestError) throw new RegistryError('MANIFEST_INVALID', error.message);
+      throw error;
+    }
+    await this.checkChildrenPresent(repository, parsed.kind, childDescriptors(parsed));
+    await this.blobs.put(Readable.from([body]), digest, body.length);
+    const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: body.length, createdAt: Date.now() };
+    if (parsed.artifactType) record.artifactType = parsed.artifactType;
+    if (parsed.subject) record.subject = parsed.subject.digest;
+    if (parsed.annotations) record.annotations = parsed.annotations;
+    const references = childDescriptors(parsed).map((d) => d.digest);
+    await this.metadata.putManifest(record, references, tags);
+    this.manifestCache.set(digest, body);
+    return { digest, tags, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) };
+  }
+
+  /** MANIFEST_BLOB_UNKNOWN unless every referenced blob (or child manifest) is in the repository. */
+  private async checkChildrenPresent(repository: string, kind: 'image' | 'index', children: Descriptor[]): Promise<void> {
+    const missing: Digest[] = [];
+    for (const child of children) {
+      if (child.urls && child.urls.length > 0) continue; // foreign / non-distributable layer
+      const present =
+        kind === 'index'
+          ? (await this.metadata.getManifest(repository, child.digest)) !== undefined
+          : (await this.metadata.isBlobLinked(repository, child.digest)) && (await this.blobs.stat(child.digest)) !== undefined;
+      if (!present) missing.push(child.digest);
+    }
+    if (missing.length > 0) {
+      const what = kind === 'index' ? 'child manifests' : 'blobs';
+      throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `manifest references ${what} not pushed to ${repository}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`, {
+        detail: { missing },
+      });
+    }
+  }
+
+  async deleteManifest(repository: string, reference: string): Promise<void> {
+    this.checkName(repository);
+    this.checkDeletable();
+    if (!reference.includes(':')) {
+      if (!isValidTag(reference)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(reference.slice(0, 200))}`);
+      if (!(await this.metadata.deleteTag(repository, reference))) {
+        throw new RegistryError('MANIFEST_UNKNOWN', `tag ${reference} is not known in repository ${repository}`);
+      }
+      return;
+    }
+    const digest = this.checkDigest(reference);
+    if (!(await this.metadata.deleteManifest(repository, digest))) {
+      throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${digest} is not known in repository ${repository}`);
+    }
+  }
+
+  // ---- discovery ----
+
+  async listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>> {
+    this.checkName(repository);
+    if (!(await this.metadata.repositoryExists(repository))) {
+      throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known to this registry`, { detail: { name: repository } });
+    }
+    return this.metadata.listTags(repository, limit, after);
+  }
+
+  async catalog(limit: number | undefined, after: string | undefined): Promise<Page<string>> {
+    return this.metadata.listRepositories(limit, after);
+  }
+
+  async referrers(repository: string, subjectText: string, artifactType: string | undefined): Promise<ImageIndex> {
+    this.checkName(repository);
+    const subject = this.checkDigest(subjectText);
+    const records = await this.metadata.listReferrers(repository, subject, artifactType);
+    const manifests: Descriptor[] = records.map((record) => {
+      const descriptor: Descriptor = { mediaType: record.mediaType, digest: record.digest, size: record.size };
+      if (record.artifactType) descriptor.artifactType = record.artifactType;
+      if (record.annotations) descriptor.annotations = record.annotations;
+      return descriptor;
+    });
+    return { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests };
+  }
+}
+
+export function uploadLocation(repository: string, id: string): string {
+  return `/v2/${repository}/blobs/uploads/${id}`;
+}
+
+/** The spec's inclusive `Range: 0-<last byte>`; an empty upload reports `0-0` as the CNCF registry does. */
+export function rangeHeader(offset: number): string {
+  return `0-${Math.max(0, offset - 1)}`;
+}

@@ -1,0 +1,44 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import type { Registry } from './registry.ts';
+
+export interface RequestContext {
+  req: IncomingMessage;
+  res: ServerResponse;
+  url: URL;
+  /** Named captures of the route, e.g. name, digest, reference, uuid. */
+  params: Record<string, string>;
+  registry: Registry;
+  log: Logger;
+}
+
+export type Handler = (ctx: RequestContext) => Promise<void> | void;
+
+interface Route {
+  pattern: RegExp;
+  methods: Partial<Record<string, Handler>>;
+}
+
+/**
+ * Tail-anchored routes: a repository name may contain slashes, so each pattern fixes the
+ * end of the path (`/blobs/<digest>`) and lets the name take the rest, as the CNCF registry does.
+ */
+export class Router {
+  private readonly routes: Route[] = [];
+
+  add(pattern: RegExp, methods: Partial<Record<string, Handler>>): this {
+    this.routes.push({ pattern, methods });
+    return this;
+  }
+
+  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | { allowed: string[] } | undefined {
+    for (const route of this.routes) {
+      const found = route.pattern.exec(path);
+      if (!found) continue;
+      const handler = route.methods[method] ?? (method === 'HEAD' ? undefined : undefined);
+      if (!handler) return { allowed: Object.keys(route.methods) };
+      return { handler, params: { ...found.groups } };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,44 @@
+import type { Server } from 'node:http';
+import { once } from 'node:events';
+import { pino, type Logger } from 'pino';
+import type { ServeConfig } from './config.ts';
+import { splitListen } from './config.ts';
+import { openRegistry } from './open-registry.ts';
+import type { Registry } from './registry.ts';
+import { createRegistryServer, listenAddress } from './server.ts';
+
+export interface RunningRegistry {
+  server: Server;
+  registry: Registry;
+  /** `host:port` actually bound (port 0 resolved). */
+  address: string;
+  url: string;
+  /** Stops accepting, lets in-flight requests finish, then closes storage. */
+  close(): Promise<void>;
+}
+
+/** Starts `skiff serve`: embedded storage, HTTP server, graceful close. */
+export async function startRegistry(config: ServeConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningRegistry> {
+  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly });
+  const server = createRegistryServer({ registry, log, dataDir: config.data });
+  const { host, port } = splitListen(config.listen);
+  server.listen(port, host);
+  await once(server, 'listening');
+  const address = listenAddress(server);
+  let closing: Promise<void> | undefined;
+  return {
+    server,
+    registry,
+    address,
+    url: `http://${address}`,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        server.closeIdleConnections();
+        await closed;
+        await registry.metadata.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,19 @@
+import { join } from 'node:path';
+
+/**
+ * The registry's on-disk layout, in one place (as distribution's paths.go):
+ *
+ *   <data>/metadata.db            SQLite (WAL): repositories, tags, manifests, blob links,
+ *   <data>/metadata.db-wal          referrers, upload sessions
+ *   <data>/blobs/<alg>/<2 hex>/<hex>   every blob and manifest, once, by digest
+ *   <data>/ingest/<upload uuid>   bytes of an upload session in progress
+ *   <data>/ingest/put-<uuid>      a one-shot write in progress (removed at start-up)
+ */
+export function registryLayout(dataDir: string) {
+  return {
+    root: dataDir,
+    metadata: join(dataDir, 'metadata.db'),
+    blobs: dataDir,
+    ingest: join(dataDir, 'ingest'),
+  };
+}

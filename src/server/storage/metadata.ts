@@ -1,0 +1,69 @@
+import type { Digest } from '../../digest/digest.ts';
+
+/** What the registry remembers about one manifest in one repository. */
+export interface ManifestRecord {
+  repository: string;
+  digest: Digest;
+  mediaType: string;
+  size: number;
+  /** The manifest's artifactType, else its config media type (for the referrers API). */
+  artifactType?: string;
+  subject?: Digest;
+  annotations?: Record<string, string>;
+  createdAt: number;
+}
+
+export interface UploadSession {
+  id: string;
+  repository: string;
+  /** Bytes durably received; the next chunk must start here. */
+  offset: number;
+  startedAt: number;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** True when more items follow the last one returned. */
+  more: boolean;
+}
+
+/**
+ * Registry metadata: repositories, tags, manifests, blob links, referrers, uploads.
+ * The embedded implementation is SQLite; a PostgreSQL one fits the same interface, which is
+ * why queries (pages, referrers, unreferenced blobs) live here and not at call sites.
+ * Every method is async for that reason.
+ */
+export interface MetadataStore {
+  listRepositories(limit: number | undefined, after: string | undefined): Promise<Page<string>>;
+  repositoryExists(repository: string): Promise<boolean>;
+
+  /** Lets `repository` serve the blob (after a push or a mount). */
+  linkBlob(repository: string, digest: Digest): Promise<void>;
+  isBlobLinked(repository: string, digest: Digest): Promise<boolean>;
+  unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+
+  /**
+   * Records a manifest, the blobs and manifests it references, and points `tags` at it,
+   * all in one transaction.
+   */
+  putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void>;
+  getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined>;
+  resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
+  listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>>;
+  deleteTag(repository: string, tag: string): Promise<boolean>;
+  /** Removes the manifest, every tag on it and its references. */
+  deleteManifest(repository: string, digest: Digest): Promise<boolean>;
+  listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<ManifestRecord[]>;
+
+  /** Blobs no manifest and no repository link uses any more: what GC may delete. */
+  unreferencedBlobs(candidates: Digest[]): Promise<Digest[]>;
+
+  createUpload(session: UploadSession): Promise<void>;
+  getUpload(id: string): Promise<UploadSession | undefined>;
+  setUploadOffset(id: string, offset: number): Promise<void>;
+  deleteUpload(id: string): Promise<void>;
+
+  /** Readiness probe for /healthz. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,259 @@
+import { DatabaseSync, type StatementSync } from 'node:sqlite';
+import type { Digest } from '../../digest/digest.ts';
+import type { ManifestRecord, MetadataStore, Page, UploadSession } from './metadata.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS repositories (
+  name TEXT PRIMARY KEY,
+  created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS blob_links (
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  PRIMARY KEY (repository, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_links_digest ON blob_links (digest);
+CREATE TABLE IF NOT EXISTS manifests (
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  media_type TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  artifact_type TEXT,
+  subject TEXT,
+  annotations TEXT,
+  created_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, digest)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repository, subject) WHERE subject IS NOT NULL;
+CREATE TABLE IF NOT EXISTS manifest_references (
+  repository TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  child TEXT NOT NULL,
+  PRIMARY KEY (repository, digest, child)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS manifest_references_child ON manifest_references (child);
+CREATE TABLE IF NOT EXISTS tags (
+  repository TEXT NOT NULL,
+  tag TEXT NOT NULL,
+  digest TEXT NOT NULL,
+  updated_at INTEGER NOT NULL,
+  PRIMARY KEY (repository, tag)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tags_digest ON tags (repository, digest);
+CREATE TABLE IF NOT EXISTS uploads (
+  id TEXT PRIMARY KEY,
+  repository TEXT NOT NULL,
+  offset INTEGER NOT NULL,
+  started_at INTEGER NOT NULL
+) WITHOUT ROWID;
+`;
+
+interface ManifestRow {
+  repository: string;
+  digest: string;
+  media_type: string;
+  size: number;
+  artifact_type: string | null;
+  subject: string | null;
+  annotations: string | null;
+  created_at: number;
+}
+
+function toRecord(row: ManifestRow): ManifestRecord {
+  const record: ManifestRecord = {
+    repository: row.repository,
+    digest: row.digest as Digest,
+    mediaType: row.media_type,
+    size: row.size,
+    createdAt: row.created_at,
+  };
+  if (row.artifact_type !== null) record.artifactType = row.artifact_type;
+  if (row.subject !== null) record.subject = row.subject as Digest;
+  if (row.annotations !== null) record.annotations = JSON.parse(row.annotations) as Record<string, string>;
+  return record;
+}
+
+/**
+ * Embedded metadata in one SQLite file (node:sqlite, no server, no native build).
+ * WAL with synchronous=FULL: a write acknowledged to a client survives kill -9 and power loss.
+ */
+export class SqliteMetadataStore implements MetadataStore {
+  private readonly db: DatabaseSync;
+  private readonly statements = new Map<string, StatementSync>();
+
+  constructor(path: string) {
+    this.db = new DatabaseSync(path);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;');
+    this.db.exec(SCHEMA);
+  }
+
+  private sql(text: string): StatementSync {
+    let statement = this.statements.get(text);
+    if (!statement) {
+      statement = this.db.prepare(text);
+      this.statements.set(text, statement);
+    }
+    return statement;
+  }
+
+  private transaction<T>(work: () => T): T {
+    this.db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = work();
+      this.db.exec('COMMIT');
+      return result;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+
+  private ensureRepository(repository: string): void {
+    this.sql('INSERT OR IGNORE INTO repositories (name, created_at) VALUES (?, ?)').run(repository, Date.now());
+  }
+
+  /** Keyset pagination over a sorted text column; byte order is the spec's "lexical". */
+  private page(query: string, params: (string | number)[], limit: number | undefined, after: string | undefined, column: string): Page<string> {
+    const where = after !== undefined ? ` AND ${column} > ?` : '';
+    const args = after !== undefined ? [...params, after] : params;
+    const take = limit === undefined ? -1 : limit + 1;
+    const rows = this.sql(`${query}${where} ORDER BY ${column} LIMIT ?`).all(...args, take) as Record<string, string>[];
+    const items = rows.map((row) => row[column] as string);
+    const more = limit !== undefined && items.length > limit;
+    return { items: more ? items.slice(0, limit) : items, more };
+  }
+
+  async listRepositories(limit: number | undefined, after: string | undefined): Promise<Page<string>> {
+    return this.page('SELECT name FROM repositories WHERE 1 = 1', [], limit, after, 'name');
+  }
+
+  async repositoryExists(repository: string): Promise<boolean> {
+    return this.sql('SELECT 1 FROM repositories WHERE name = ?').get(repository) !== undefined;
+  }
+
+  async linkBlob(repository: string, digest: Digest): Promise<void> {
+    this.transaction(() => {
+      this.ensureRepository(repository);
+      this.sql('INSERT OR IGNORE INTO blob_links (repository, digest) VALUES (?, ?)').run(repository, digest);
+    });
+  }
+
+  async isBlobLinked(repository: string, digest: Digest): Promise<boolean> {
+    return this.sql('SELECT 1 FROM blob_links WHERE repository = ? AND digest = ?').get(repository, digest) !== undefined;
+  }
+
+  async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
+    return Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
+  }
+
+  async putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void> {
+    this.transaction(() => {
+      this.ensureRepository(record.repository);
+      this.sql(
+        `INSERT INTO manifests (repository, digest, media_type, size, artifact_type, subject, annotations, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (repository, digest) DO NOTHING`,
+      ).run(
+        record.repository,
+        record.digest,
+        record.mediaType,
+        record.size,
+        record.artifactType ?? null,
+        record.subject ?? null,
+        record.annotations ? JSON.stringify(record.annotations) : null,
+        record.createdAt,
+      );
+      const insertReference = this.sql('INSERT OR IGNORE INTO manifest_references (repository, digest, child) VALUES (?, ?, ?)');
+      for (const child of references) insertReference.run(record.repository, record.digest, child);
+      const upsertTag = this.sql(
+        `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+      );
+      for (const tag of tags) upsertTag.run(record.repository, tag, record.digest, Date.now());
+    });
+  }
+
+  async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
+    const row = this.sql('SELECT * FROM manifests WHERE repository = ? AND digest = ?').get(repository, digest) as ManifestRow | undefined;
+    return row ? toRecord(row) : undefined;
+  }
+
+  async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
+    const row = this.sql('SELECT digest FROM tags WHERE repository = ? AND tag = ?').get(repository, tag) as { digest: string } | undefined;
+    return row?.digest as Digest | undefined;
+  }
+
+  async listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>> {
+    return this.page('SELECT tag FROM tags WHERE repository = ?', [repository], limit, after, 'tag');
+  }
+
+  async deleteTag(repository: string, tag: string): Promise<boolean> {
+    return Number(this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes) > 0;
+  }
+
+  async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
+    return this.transaction(() => {
+      const removed = Number(this.sql('DELETE FROM manifests WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
+      this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
+      this.sql('DELETE FROM manifest_references WHERE repository = ? AND digest = ?').run(repository, digest);
+      return removed;
+    });
+  }
+
+  async listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<ManifestRecord[]> {
+    const rows = (
+      artifactType === undefined
+        ? this.sql('SELECT * FROM manifests WHERE repository = ? AND subject = ? ORDER BY created_at, digest').all(repository, subject)
+        : this.sql('SELECT * FROM manifests WHERE repository = ? AND subject = ? AND artifact_type = ? ORDER BY created_at, digest').all(
+            repository,
+            subject,
+            artifactType,
+          )
+    ) as unknown as ManifestRow[];
+    return rows.map(toRecord);
+  }
+
+  async unreferencedBlobs(candidates: Digest[]): Promise<Digest[]> {
+    const used = this.sql(
+      `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
+          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)`,
+    );
+    return candidates.filter((digest) => used.get(digest) === undefined);
+  }
+
+  async createUpload(session: UploadSession): Promise<void> {
+    this.transaction(() => {
+      this.ensureRepository(session.repository);
+      this.sql('INSERT INTO uploads (id, repository, offset, started_at) VALUES (?, ?, ?, ?)').run(
+        session.id,
+        session.repository,
+        session.offset,
+        session.startedAt,
+      );
+    });
+  }
+
+  async getUpload(id: string): Promise<UploadSession | undefined> {
+    const row = this.sql('SELECT * FROM uploads WHERE id = ?').get(id) as
+      | { id: string; repository: string; offset: number; started_at: number }
+      | undefined;
+    return row ? { id: row.id, repository: row.repository, offset: row.offset, startedAt: row.started_at } : undefined;
+  }
+
+  async setUploadOffset(id: string, offset: number): Promise<void> {
+    this.sql('UPDATE uploads SET offset = ? WHERE id = ?').run(offset, id);
+  }
+
+  async deleteUpload(id: string): Promise<void> {
+    this.sql('DELETE FROM uploads WHERE id = ?').run(id);
+  }
+
+  async ping(): Promise<void> {
+    this.sql('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+}
