@@ -2,7 +2,7 @@ import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
@@ -61,16 +61,41 @@ export class FsBlobStore implements BlobStore {
   }
 
   async reader(digest: Digest, range?: ByteRange): Promise<Readable> {
-    const handle = await open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
-      throw error.code === 'ENOENT' ? new BlobNotFoundError(digest) : error;
-    });
+    const handle = await this.openBlob(digest);
     return handle.createReadStream({ highWaterMark: READ_CHUNK, ...(range ? { start: range.start, end: range.end } : {}) });
   }
 
-  async readSmall(digest: Digest, limit: number): Promise<Buffer> {
-    const handle = await open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
+  async copyTo(digest: Digest, destination: Writable, range?: ByteRange): Promise<void> {
+    const handle = await this.openBlob(digest);
+    try {
+      let position = range?.start ?? 0;
+      const end = range ? range.end + 1 : (await handle.stat()).size;
+      const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
+      let previousWrite: Promise<void> = Promise.resolve();
+      for (let turn = 0; position < end; turn++) {
+        // This buffer's last write finished before the previous turn's write was issued.
+        const buffer = buffers[turn % 2]!;
+        const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, end - position), position);
+        if (bytesRead === 0) throw new Error(`blob ${digest} ended at ${position} bytes, before ${end}`);
+        position += bytesRead;
+        await previousWrite;
+        previousWrite = writeAndWait(destination, buffer.subarray(0, bytesRead));
+      }
+      await previousWrite;
+      await new Promise<void>((resolve, reject) => destination.end((error?: Error | null) => (error ? reject(error) : resolve())));
+    } finally {
+      await handle.close();
+    }
+  }
+
+  private async openBlob(digest: Digest) {
+    return open(this.blobPath(digest), 'r').catch((error: NodeJS.ErrnoException) => {
       throw error.code === 'ENOENT' ? new BlobNotFoundError(digest) : error;
     });
+  }
+
+  async readSmall(digest: Digest, limit: number): Promise<Buffer> {
+    const handle = await this.openBlob(digest);
     try {
       const { size } = await handle.stat();
       if (size > limit) throw new Error(`blob ${digest} is ${size} bytes, more than the ${limit} allowed here`);
@@ -254,3 +279,20 @@ export async function syncFile(path: string): Promise<void> {
   }
 }
 
+
+/** Resolves once `chunk` has been handed to the destination's resource, so its buffer may be reused. */
+function writeAndWait(destination: Writable, chunk: Buffer): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (destination.destroyed) {
+      reject(new Error('destination closed'));
+      return;
+    }
+    const onClose = () => reject(new Error('destination closed before the write finished'));
+    destination.once('close', onClose);
+    destination.write(chunk, (error) => {
+      destination.off('close', onClose);
+      if (error) reject(error);
+      else resolve();
+    });
+  });
+}

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import type { Digest } from '../digest/digest.ts';
 
 /** An inclusive byte range, as in HTTP `Range: bytes=start-end`. */
@@ -43,6 +43,11 @@ export interface BlobStore {
   stat(digest: Digest): Promise<number | undefined>;
   /** Streams a committed blob, optionally one inclusive range of it. Throws BlobNotFoundError. */
   reader(digest: Digest, range?: ByteRange): Promise<Readable>;
+  /**
+   * Writes a committed blob (or one range of it) into `destination` and ends it. The fs driver
+   * recycles two read buffers, so serving a blob makes no garbage whatever its size.
+   */
+  copyTo(digest: Digest, destination: Writable, range?: ByteRange): Promise<void>;
   /** Reads a small blob (a manifest or config) whole, refusing anything above `limit` bytes. */
   readSmall(digest: Digest, limit: number): Promise<Buffer>;
   /** Opens (or resumes) the ingest named `ref`. */

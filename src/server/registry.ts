@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { Readable, type Writable } from 'node:stream';
 import type { BlobStore, ByteRange } from '../content/store.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { InvalidDigestError, digestOf, isDigest, parseDigest, type Digest } from '../digest/digest.ts';
@@ -85,8 +85,8 @@ export class Registry {
     return { digest, size };
   }
 
-  async readBlob(digest: Digest, range?: ByteRange): Promise<Readable> {
-    return this.blobs.reader(digest, range);
+  async sendBlob(digest: Digest, destination: Writable, range?: ByteRange): Promise<void> {
+    return this.blobs.copyTo(digest, destination, range);
   }
 
   async deleteBlob(repository: string, digestText: string): Promise<void> {

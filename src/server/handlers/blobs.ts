@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream/promises';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { parseRangeHeader, sendEmpty } from '../http-util.ts';
 import type { RequestContext } from '../router.ts';
@@ -29,8 +28,7 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.end();
     return;
   }
-  const stream = await registry.readBlob(blob.digest, range);
-  await pipeline(stream, res);
+  await registry.sendBlob(blob.digest, res, range);
 }
 
 /** end-10: DELETE /v2/<name>/blobs/<digest> unlinks the blob from the repository. */

@@ -1,0 +1,195 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { homedir, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, defaultDataDir, resolveServeConfig, splitListen } from '../../src/server/config.ts';
+
+let dir: string;
+const saved = { SKIFF_DATA: process.env.SKIFF_DATA, XDG_DATA_HOME: process.env.XDG_DATA_HOME };
+
+before(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'skiff-config-'));
+  process.env.SKIFF_DATA = join(dir, 'default-data');
+});
+
+after(async () => {
+  for (const [key, value] of Object.entries(saved)) {
+    if (value === undefined) delete process.env[key];
+    else process.env[key] = value;
+  }
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function file(name: string, text: string): Promise<string> {
+  const path = join(dir, name);
+  await writeFile(path, text);
+  return path;
+}
+
+async function configError(promise: Promise<unknown>): Promise<string> {
+  let message = '';
+  await assert.rejects(promise, (e: unknown) => {
+    assert.ok(e instanceof ConfigError, `expected ConfigError, got ${String(e)}`);
+    assert.equal(e.name, 'ConfigError');
+    message = e.message;
+    return true;
+  });
+  return message;
+}
+
+describe('resolveServeConfig', () => {
+  test('defaults with no flags and no file', async () => {
+    assert.deepEqual(await resolveServeConfig({}), {
+      listen: '127.0.0.1:5000',
+      delete: true,
+      readOnly: false,
+      logLevel: 'info',
+      data: join(dir, 'default-data'),
+    });
+  });
+
+  test('undefined flags do not override defaults', async () => {
+    const config = await resolveServeConfig({ listen: undefined, delete: undefined, logLevel: undefined });
+    assert.equal(config.listen, '127.0.0.1:5000');
+    assert.equal(config.delete, true);
+    assert.equal(config.logLevel, 'info');
+  });
+
+  test('values from a YAML file', async () => {
+    const path = await file('full.yaml', 'listen: 0.0.0.0:6000\ndata: /srv/skiff\ndelete: false\nreadOnly: true\nlogLevel: debug\n');
+    assert.deepEqual(await resolveServeConfig({}, path), {
+      listen: '0.0.0.0:6000',
+      data: '/srv/skiff',
+      delete: false,
+      readOnly: true,
+      logLevel: 'debug',
+    });
+  });
+
+  test('an empty file or a comment-only file gives the defaults', async () => {
+    for (const [name, text] of [['empty.yaml', ''], ['comments.yaml', '# nothing here\n']] as const) {
+      const config = await resolveServeConfig({}, await file(name, text));
+      assert.equal(config.listen, '127.0.0.1:5000');
+      assert.equal(config.delete, true);
+    }
+  });
+
+  test('flags override the file; the file fills in the rest', async () => {
+    const path = await file('partial.yaml', 'listen: 0.0.0.0:6000\nlogLevel: warn\ndelete: false\n');
+    const config = await resolveServeConfig({ listen: '[::1]:7000', delete: true, readOnly: undefined }, path);
+    assert.equal(config.listen, '[::1]:7000');
+    assert.equal(config.delete, true);
+    assert.equal(config.logLevel, 'warn');
+    assert.equal(config.readOnly, false);
+  });
+
+  test('an unknown key is a ConfigError naming the file and the key', async () => {
+    const path = await file('unknown.yaml', 'listen: 0.0.0.0:6000\nlisten_addr: 1.2.3.4:5\n');
+    const message = await configError(resolveServeConfig({}, path));
+    assert.ok(message.includes(path), message);
+    assert.match(message, /listen_addr/);
+  });
+
+  test('an unknown flag is a ConfigError naming it', async () => {
+    const message = await configError(resolveServeConfig({ colour: 'blue' }));
+    assert.match(message, /colour/);
+  });
+
+  const badListen = ['localhost', '127.0.0.1', '127.0.0.1:', '127.0.0.1:port', 'a b:5000', '127.0.0.1:123456', ':'];
+  for (const listen of badListen) {
+    test(`bad listen ${JSON.stringify(listen)} is a ConfigError naming "listen"`, async () => {
+      const message = await configError(resolveServeConfig({ listen }));
+      assert.match(message, /listen/);
+    });
+  }
+
+  for (const listen of ['127.0.0.1:65536', '0.0.0.0:99999']) {
+    test(`listen port out of range ${JSON.stringify(listen)} is a ConfigError`, async () => {
+      const message = await configError(resolveServeConfig({ listen }));
+      assert.match(message, /listen/);
+    });
+  }
+
+  test('good listen forms', async () => {
+    for (const listen of ['127.0.0.1:5000', ':5000', '[::1]:5000', 'localhost:1', 'registry.local:65535']) {
+      assert.equal((await resolveServeConfig({ listen })).listen, listen);
+    }
+  });
+
+  test('bad listen in the file names the file and the key', async () => {
+    const path = await file('badlisten.yaml', 'listen: nowhere\n');
+    const message = await configError(resolveServeConfig({}, path));
+    assert.ok(message.includes(path), message);
+    assert.match(message, /listen/);
+  });
+
+  test('a bad flag value is not blamed on the file', async () => {
+    const path = await file('fine.yaml', 'logLevel: warn\n');
+    const message = await configError(resolveServeConfig({ listen: 'nowhere' }, path));
+    assert.match(message, /listen/);
+    assert.match(message, /flag/i, `the error should say the bad value came from a flag: ${message}`);
+  });
+
+  test('wrong types are ConfigErrors naming the key', async () => {
+    for (const [name, text, key] of [
+      ['delete.yaml', 'delete: "no"\n', 'delete'],
+      ['readonly.yaml', 'readOnly: 1\n', 'readOnly'],
+      ['loglevel.yaml', 'logLevel: verbose\n', 'logLevel'],
+      ['data.yaml', 'data: ""\n', 'data'],
+      ['listen.yaml', 'listen: 5000\n', 'listen'],
+    ] as const) {
+      const path = await file(name, text);
+      const message = await configError(resolveServeConfig({}, path));
+      assert.ok(message.includes(path), message);
+      assert.ok(message.includes(key), message);
+    }
+  });
+
+  test('bad YAML is a ConfigError naming the file', async () => {
+    const path = await file('broken.yaml', 'listen: [\n');
+    const message = await configError(resolveServeConfig({}, path));
+    assert.ok(message.includes(path), message);
+    assert.match(message, /YAML/);
+  });
+
+  test('YAML that is not a mapping is a ConfigError', async () => {
+    for (const [name, text] of [['list.yaml', '- a\n- b\n'], ['scalar.yaml', 'just a string\n'], ['number.yaml', '42\n']] as const) {
+      const path = await file(name, text);
+      const message = await configError(resolveServeConfig({}, path));
+      assert.ok(message.includes(path), message);
+    }
+  });
+
+  test('a missing file is a ConfigError naming it', async () => {
+    const path = join(dir, 'does-not-exist.yaml');
+    const message = await configError(resolveServeConfig({}, path));
+    assert.ok(message.includes(path), message);
+  });
+});
+
+describe('defaultDataDir and splitListen', () => {
+  test('SKIFF_DATA wins, then XDG_DATA_HOME, then ~/.local/share', () => {
+    const skiff = process.env.SKIFF_DATA;
+    try {
+      process.env.SKIFF_DATA = '/explicit';
+      process.env.XDG_DATA_HOME = '/xdg';
+      assert.equal(defaultDataDir(), '/explicit');
+      delete process.env.SKIFF_DATA;
+      assert.equal(defaultDataDir(), join('/xdg', 'skiff-registry'));
+      delete process.env.XDG_DATA_HOME;
+      assert.equal(defaultDataDir(), join(homedir(), '.local', 'share', 'skiff-registry'));
+    } finally {
+      process.env.SKIFF_DATA = skiff;
+      if (saved.XDG_DATA_HOME === undefined) delete process.env.XDG_DATA_HOME;
+      else process.env.XDG_DATA_HOME = saved.XDG_DATA_HOME;
+    }
+  });
+
+  test('splitListen', () => {
+    assert.deepEqual(splitListen('127.0.0.1:5000'), { host: '127.0.0.1', port: 5000 });
+    assert.deepEqual(splitListen(':5000'), { host: '0.0.0.0', port: 5000 });
+    assert.deepEqual(splitListen('[::1]:6000'), { host: '::1', port: 6000 });
+    assert.deepEqual(splitListen('registry.local:80'), { host: 'registry.local', port: 80 });
+  });
+});

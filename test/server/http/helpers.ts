@@ -1,0 +1,130 @@
+/**
+ * Shared helpers for the black-box HTTP tests of the registry. Not a test file itself.
+ */
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { digestOf, type Digest } from '../../../src/digest/digest.ts';
+import type { Blob } from '../../../src/testing/images.ts';
+import { MediaTypes } from '../../../src/oci/media-types.ts';
+
+export interface RawResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  /** Every value of each header, lowercase names. */
+  distinct: Record<string, string[]>;
+  body: Buffer;
+}
+
+export interface RawOptions {
+  headers?: Record<string, string | number>;
+  /** Sent as is; with no body, Node frames the request with Content-Length: 0 (or nothing for GET/HEAD/DELETE). */
+  body?: Buffer | string;
+}
+
+/**
+ * One request through node:http, with the path sent byte for byte (no client-side
+ * normalization of `..` or percent-encoding, unlike fetch).
+ * Resolves on the response even if the server closes the connection while the body is still being sent.
+ */
+export function raw(base: string, method: string, path: string, options: RawOptions = {}): Promise<RawResponse> {
+  const target = new URL(base);
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const req = request(
+      { host: target.hostname, port: target.port, method, path, headers: options.headers ?? {}, agent: false },
+      (res) => {
+        answered = true;
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, distinct: res.headersDistinct as Record<string, string[]>, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    if (options.body !== undefined) req.end(options.body);
+    else req.end();
+  });
+}
+
+export interface ErrorEntry {
+  code: string;
+  message: string;
+  detail?: unknown;
+}
+
+/** Asserts the spec's error body `{"errors":[{code,message}]}` with the given code. */
+export function assertErrorBody(text: string | Buffer, code: string): ErrorEntry {
+  const parsed = JSON.parse(text.toString()) as { errors?: unknown };
+  assert.ok(Array.isArray(parsed.errors), `errors array in ${text.toString()}`);
+  assert.ok(parsed.errors.length >= 1);
+  const entry = parsed.errors[0] as ErrorEntry;
+  assert.equal(entry.code, code, `error code in ${text.toString()}`);
+  assert.equal(typeof entry.message, 'string');
+  return entry;
+}
+
+/** Asserts status and error code of a fetch response (consumes the body). */
+export async function expectError(res: Response, status: number, code: string): Promise<ErrorEntry> {
+  const text = await res.text();
+  assert.equal(res.status, status, `status (body ${text})`);
+  assert.match(res.headers.get('content-type') ?? '', /^application\/json/);
+  return assertErrorBody(text, code);
+}
+
+/** Same for a raw response. */
+export function expectRawError(res: RawResponse, status: number, code: string): ErrorEntry {
+  assert.equal(res.status, status, `status (body ${res.body.toString()})`);
+  return assertErrorBody(res.body, code);
+}
+
+/** A blob with arbitrary bytes. */
+export function blobOf(data: Buffer | string, mediaType = 'application/octet-stream'): Blob {
+  const bytes = typeof data === 'string' ? Buffer.from(data) : data;
+  return { descriptor: { mediaType, digest: digestOf(bytes), size: bytes.length }, data: bytes };
+}
+
+/** A JSON manifest (exact bytes of JSON.stringify) as a Blob. */
+export function manifestOf(value: unknown, mediaType: string = MediaTypes.ociManifest): Blob {
+  return blobOf(Buffer.from(JSON.stringify(value)), mediaType);
+}
+
+/** The empty config `{}` every artifact points at. */
+export const EMPTY_CONFIG = blobOf('{}', MediaTypes.ociEmpty);
+
+export const EMPTY_SHA256: Digest = digestOf(Buffer.alloc(0));
+
+/** A syntactically valid digest of content that nobody has pushed. */
+export function unknownDigest(seed: string): Digest {
+  return digestOf(`never pushed: ${seed}`);
+}
+
+/** Starts an upload session, returns its absolute URL. */
+export async function startUpload(base: string, repo: string): Promise<URL> {
+  const res = await fetch(`${base}/v2/${repo}/blobs/uploads/`, { method: 'POST' });
+  assert.equal(res.status, 202, await res.text());
+  const location = res.headers.get('location');
+  assert.ok(location);
+  return new URL(location, base);
+}
+
+/** `url` with `?digest=` (keeping any query the registry put there). */
+export function withDigest(url: URL, digest: string): URL {
+  const out = new URL(url);
+  out.searchParams.set('digest', digest);
+  return out;
+}
+
+/** Parses `Range: 0-<end>` into the end offset. */
+export function rangeEnd(value: string | null | undefined): number {
+  const match = /^0-(\d+)$/.exec(value ?? '');
+  assert.ok(match, `Range header ${value}`);
+  return Number(match[1]);
+}
+
+export async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
