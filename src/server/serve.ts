@@ -34,8 +34,11 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
     close() {
       closing ??= (async () => {
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Keep-alive connections go idle as their last request finishes; close them as they do.
+        const reaper = setInterval(() => server.closeIdleConnections(), 50);
         server.closeIdleConnections();
         await closed;
+        clearInterval(reaper);
         await registry.metadata.close();
       })();
       return closing;
