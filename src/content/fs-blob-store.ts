@@ -1,6 +1,8 @@
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { ServerResponse } from 'node:http';
+import { Socket } from 'node:net';
 import { join } from 'node:path';
 import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -70,11 +72,14 @@ export class FsBlobStore implements BlobStore {
     try {
       let position = range?.start ?? 0;
       const end = range ? range.end + 1 : (await handle.stat()).size;
+      // Recycling is safe only where a write's callback means the bytes left our memory (a socket,
+      // an HTTP response); other Writables (a PassThrough, a tee) may still hold the chunk.
+      const recycle = destination instanceof ServerResponse || destination instanceof Socket;
       const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
       let previousWrite: Promise<void> = Promise.resolve();
       for (let turn = 0; position < end; turn++) {
         // This buffer's last write finished before the previous turn's write was issued.
-        const buffer = buffers[turn % 2]!;
+        const buffer = recycle ? buffers[turn % 2]! : Buffer.allocUnsafe(READ_CHUNK);
         const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, end - position), position);
         if (bytesRead === 0) throw new Error(`blob ${digest} ended at ${position} bytes, before ${end}`);
         position += bytesRead;

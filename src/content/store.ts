@@ -44,8 +44,8 @@ export interface BlobStore {
   /** Streams a committed blob, optionally one inclusive range of it. Throws BlobNotFoundError. */
   reader(digest: Digest, range?: ByteRange): Promise<Readable>;
   /**
-   * Writes a committed blob (or one range of it) into `destination` and ends it. The fs driver
-   * recycles two read buffers, so serving a blob makes no garbage whatever its size.
+   * Writes a committed blob (or one range of it) into `destination` and ends it. Into a socket or
+   * HTTP response the fs driver recycles two read buffers, so serving a blob makes no garbage.
    */
   copyTo(digest: Digest, destination: Writable, range?: ByteRange): Promise<void>;
   /** Reads a small blob (a manifest or config) whole, refusing anything above `limit` bytes. */

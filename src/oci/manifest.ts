@@ -149,6 +149,7 @@ export function parseManifest(bytes: Uint8Array, contentType?: string): ParsedMa
   if (!IMAGE_MANIFEST_TYPES.includes(mediaType)) throw new InvalidManifestError(`unsupported manifest media type ${mediaType}`);
   if (json.config === undefined) throw new InvalidManifestError('an image manifest needs a "config" descriptor');
   const config = validateDescriptor(json.config, 'config');
+  if (json.layers === null && mediaType === MediaTypes.ociManifest) json.layers = []; // Go clients send nil slices as null
   if (!Array.isArray(json.layers)) throw new InvalidManifestError('an image manifest needs a "layers" array');
   const layers = json.layers.map((entry, i) => validateDescriptor(entry, `layers[${i}]`));
   if (mediaType === MediaTypes.dockerManifest && layers.length === 0) {

@@ -50,7 +50,12 @@ export function compatiblePlatforms(wanted: Platform): Platform[] {
   if (p.architecture === 'arm64') {
     for (const v of ['v7', 'v6', 'v5']) list.push({ os: p.os, architecture: 'arm', variant: v });
   }
-  if (p.architecture === 'amd64') list.push({ os: p.os, architecture: '386' });
+  if (p.architecture === 'amd64') {
+    // amd64/v4 runs v3, v2 and plain amd64 (v1) images, as containerd's platformVector says.
+    const level = /^v([2-4])$/.exec(p.variant ?? '')?.[1];
+    for (let v = Number(level ?? 1) - 1; v >= 1; v--) list.push(v === 1 ? { os: p.os, architecture: 'amd64' } : { os: p.os, architecture: 'amd64', variant: `v${v}` });
+    list.push({ os: p.os, architecture: '386' });
+  }
   return list;
 }
 

@@ -49,7 +49,7 @@ const DEFAULTS = { listen: '127.0.0.1:5000', delete: true, readOnly: false, logL
 function check(values: Record<string, unknown>, where: string): string[] {
   const problems: string[] = [];
   for (const [key, value] of Object.entries(values)) {
-    const validate = FIELDS[key as keyof ServeConfig];
+    const validate = Object.hasOwn(FIELDS, key) ? FIELDS[key as keyof ServeConfig] : undefined;
     if (!validate) problems.push(`${where}: ${key}: unknown setting (known: ${Object.keys(FIELDS).join(', ')})`);
     else {
       const problem = validate(value);

@@ -91,6 +91,17 @@ describe('resolveServeConfig', () => {
     assert.match(message, /listen_addr/);
   });
 
+  for (const key of ['hasOwnProperty', 'isPrototypeOf', 'valueOf', 'toString', 'constructor', '__proto__']) {
+    test(`a key named like an Object.prototype member (${key}) is an unknown-key ConfigError`, async () => {
+      const path = await file(`proto-${key}.yaml`, `${key}: 1\n`);
+      const message = await configError(resolveServeConfig({}, path));
+      assert.ok(message.includes(path), message);
+      assert.ok(message.includes(key), message);
+      const flagMessage = await configError(resolveServeConfig({ [key]: 1 }));
+      assert.ok(flagMessage.includes(key), flagMessage);
+    });
+  }
+
   test('an unknown flag is a ConfigError naming it', async () => {
     const message = await configError(resolveServeConfig({ colour: 'blue' }));
     assert.match(message, /colour/);

@@ -1,0 +1,111 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { Readable } from 'node:stream';
+import { digestOf } from '../../src/digest/digest.ts';
+import { InvalidDigestError } from '../../src/digest/digest.ts';
+import { FsBlobStore } from '../../src/content/fs-blob-store.ts';
+import { blobStoreSuite } from './blob-store-suite.ts';
+
+/** Every regular file under `dir`, relative to it. */
+async function filesUnder(dir: string): Promise<string[]> {
+  const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isFile()).map((e) => relative(dir, join(e.parentPath, e.name))).sort();
+}
+
+async function tempRoot(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'skiff-fsblob-'));
+}
+
+blobStoreSuite('FsBlobStore', async () => {
+  const root = await tempRoot();
+  const store = await new FsBlobStore(root).init();
+  return {
+    store,
+    reopen: () => new FsBlobStore(root).init(),
+    ingestLeftovers: () => filesUnder(join(root, 'ingest')),
+    cleanup: () => rm(root, { recursive: true, force: true }),
+  };
+});
+
+describe('FsBlobStore specifics', () => {
+  test('layout: blobs/<alg>/<2 hex>/<hex>', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      const digest = digestOf('layout');
+      await store.put(Readable.from([Buffer.from('layout')]), digest, 6);
+      const hex = digest.slice('sha256:'.length);
+      assert.equal(store.blobPath(digest), join(root, 'blobs', 'sha256', hex.slice(0, 2), hex));
+      assert.deepEqual(await filesUnder(join(root, 'blobs')), [join('sha256', hex.slice(0, 2), hex)]);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('a failed put leaves no file in blobs/ nor in ingest/', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      await assert.rejects(store.put(Readable.from([Buffer.from('real')]), digestOf('fake'), 4));
+      await assert.rejects(store.put(Readable.from([Buffer.from('too long')]), digestOf('too long'), 3));
+      assert.deepEqual(await filesUnder(join(root, 'blobs')), []);
+      assert.deepEqual(await filesUnder(join(root, 'ingest')), []);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('20 concurrent puts of the same content leave exactly one file', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      const data = randomBytes(128 * 1024);
+      const digest = digestOf(data);
+      await Promise.all(Array.from({ length: 20 }, () => store.put(Readable.from([data]), digest, data.length)));
+      const files = await filesUnder(join(root, 'blobs'));
+      assert.equal(files.length, 1);
+      assert.deepEqual(await filesUnder(join(root, 'ingest')), []);
+      assert.ok((await store.readSmall(digest, data.length)).equals(data));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('an ingest file left by a crash is resumed from its size', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      await writeFile(join(root, 'ingest', 'crashed'), 'partial-and-garbage');
+      const ingest = await store.ingest('crashed');
+      assert.equal(await ingest.size(), 19);
+      await ingest.append(Readable.from([Buffer.from('!')]), { offset: 7 }); // the server had acknowledged 7 bytes
+      const result = await ingest.commit(digestOf('partial!'), 8);
+      assert.equal((await store.readSmall(result.digest, 8)).toString(), 'partial!');
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('ingest refs cannot escape the ingest directory', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      for (const ref of ['../escape', '..', 'a/b', '', 'a\u0000b', 'x'.repeat(129), '.hidden', 'a b']) {
+        await assert.rejects(store.ingest(ref), /invalid ingest ref/, JSON.stringify(ref));
+      }
+      assert.deepEqual(await filesUnder(root), []);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('blobPath refuses invalid digests', async () => {
+    const store = new FsBlobStore('/nonexistent');
+    assert.throws(() => store.blobPath('sha256:../../etc/passwd' as never), InvalidDigestError);
+    await assert.rejects(store.stat('sha256:abc' as never), InvalidDigestError);
+  });
+});

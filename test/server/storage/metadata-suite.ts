@@ -1,0 +1,301 @@
+/**
+ * A conformance suite for MetadataStore. Each driver (SQLite, PostgreSQL, …) runs it through
+ * `metadataSuite(name, open)`, where `open` gives a fresh, empty store plus a way to reopen it.
+ */
+import { describe, test, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { digestOf, type Digest } from '../../../src/digest/digest.ts';
+import type { ManifestRecord, MetadataStore } from '../../../src/server/storage/metadata.ts';
+
+export interface MetadataHarness {
+  store: MetadataStore;
+  /** Closes `store` and opens the same persisted data again, as after a restart. */
+  reopen(): Promise<MetadataStore>;
+  /** Closes whatever is still open and deletes the data. */
+  cleanup(): Promise<void>;
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const d = (s: string): Digest => digestOf(s);
+
+function record(repository: string, name: string, extra: Partial<ManifestRecord> = {}): ManifestRecord {
+  return { repository, digest: d(name), mediaType: OCI_MANIFEST, size: name.length * 10, createdAt: 1_700_000_000_000, ...extra };
+}
+
+async function allTags(store: MetadataStore, repository: string, pageSize: number): Promise<string[][]> {
+  const pages: string[][] = [];
+  let after: string | undefined;
+  for (;;) {
+    const page = await store.listTags(repository, pageSize, after);
+    pages.push(page.items);
+    if (!page.more) return pages;
+    assert.ok(page.items.length > 0, 'a page that says more must not be empty');
+    after = page.items.at(-1);
+  }
+}
+
+export function metadataSuite(name: string, open: () => Promise<MetadataHarness>): void {
+  describe(`MetadataStore conformance: ${name}`, () => {
+    let h: MetadataHarness;
+    let store: MetadataStore;
+
+    beforeEach(async () => {
+      h = await open();
+      store = h.store;
+    });
+    afterEach(async () => {
+      await h.cleanup();
+    });
+
+    test('ping answers on a fresh store; nothing exists yet', async () => {
+      await store.ping();
+      assert.equal(await store.repositoryExists('a'), false);
+      assert.deepEqual(await store.listRepositories(undefined, undefined), { items: [], more: false });
+      assert.deepEqual(await store.listTags('a', undefined, undefined), { items: [], more: false });
+      assert.equal(await store.resolveTag('a', 'latest'), undefined);
+      assert.equal(await store.getManifest('a', d('x')), undefined);
+    });
+
+    describe('blob links', () => {
+      test('link, check, unlink', async () => {
+        assert.equal(await store.isBlobLinked('team/app', d('layer')), false);
+        await store.linkBlob('team/app', d('layer'));
+        assert.equal(await store.isBlobLinked('team/app', d('layer')), true);
+        assert.equal(await store.repositoryExists('team/app'), true);
+        assert.equal(await store.isBlobLinked('team/other', d('layer')), false, 'links are per repository');
+        await store.linkBlob('team/app', d('layer')); // idempotent
+        assert.equal(await store.unlinkBlob('team/app', d('layer')), true);
+        assert.equal(await store.isBlobLinked('team/app', d('layer')), false);
+        assert.equal(await store.unlinkBlob('team/app', d('layer')), false);
+      });
+    });
+
+    describe('manifests and tags', () => {
+      test('putManifest stores the record and points the tags at it', async () => {
+        const subject = d('subject');
+        const rec = record('app', 'm1', { artifactType: 'application/vnd.example', subject, annotations: { 'a.b': 'c', empty: '' } });
+        await store.putManifest(rec, [d('config'), d('layer1')], ['v1', 'latest']);
+        assert.deepEqual(await store.getManifest('app', rec.digest), rec);
+        assert.equal(await store.resolveTag('app', 'v1'), rec.digest);
+        assert.equal(await store.resolveTag('app', 'latest'), rec.digest);
+        assert.equal(await store.repositoryExists('app'), true);
+        assert.equal(await store.getManifest('other', rec.digest), undefined, 'manifests are per repository');
+      });
+
+      test('optional fields come back absent, not null', async () => {
+        const rec = record('app', 'plain');
+        await store.putManifest(rec, [], []);
+        const got = await store.getManifest('app', rec.digest);
+        assert.deepEqual(got, rec);
+        assert.equal(Object.hasOwn(got!, 'subject'), false);
+        assert.equal(Object.hasOwn(got!, 'artifactType'), false);
+        assert.equal(Object.hasOwn(got!, 'annotations'), false);
+      });
+
+      test('a tag moves when re-put on another manifest', async () => {
+        await store.putManifest(record('app', 'old'), [], ['latest', 'stable']);
+        await store.putManifest(record('app', 'new'), [], ['latest']);
+        assert.equal(await store.resolveTag('app', 'latest'), d('new'));
+        assert.equal(await store.resolveTag('app', 'stable'), d('old'));
+        assert.deepEqual((await store.listTags('app', undefined, undefined)).items, ['latest', 'stable']);
+        // and back again, by re-putting the old manifest
+        await store.putManifest(record('app', 'old'), [], ['latest']);
+        assert.equal(await store.resolveTag('app', 'latest'), d('old'));
+      });
+
+      test('re-putting the same manifest is idempotent', async () => {
+        const rec = record('app', 'same', { annotations: { k: 'v' } });
+        await store.putManifest(rec, [d('c')], ['t']);
+        await store.putManifest(rec, [d('c')], ['t']);
+        assert.deepEqual(await store.getManifest('app', rec.digest), rec);
+        assert.deepEqual((await store.listTags('app', undefined, undefined)).items, ['t']);
+      });
+
+      test('tags are per repository', async () => {
+        await store.putManifest(record('a', 'x'), [], ['t']);
+        await store.putManifest(record('b', 'y'), [], ['t']);
+        assert.equal(await store.resolveTag('a', 't'), d('x'));
+        assert.equal(await store.resolveTag('b', 't'), d('y'));
+      });
+
+      test('listTags is in lexical (byte) order', async () => {
+        const tags = ['b', 'a', 'B', '10', '9', 'a-1', 'a.1', 'a_1', 'A', 'latest', '_x', 'v1.10', 'v1.9'];
+        await store.putManifest(record('app', 'm'), [], tags);
+        const expected = [...tags].sort((x, y) => (Buffer.compare(Buffer.from(x), Buffer.from(y))));
+        assert.deepEqual(await store.listTags('app', undefined, undefined), { items: expected, more: false });
+      });
+
+      test('listTags pages with limit and after, and says when more remain', async () => {
+        const tags = ['e', 'a', 'd', 'b', 'c'];
+        await store.putManifest(record('app', 'm'), [], tags);
+        assert.deepEqual(await store.listTags('app', 2, undefined), { items: ['a', 'b'], more: true });
+        assert.deepEqual(await store.listTags('app', 2, 'b'), { items: ['c', 'd'], more: true });
+        assert.deepEqual(await store.listTags('app', 2, 'd'), { items: ['e'], more: false });
+        assert.deepEqual(await store.listTags('app', 5, undefined), { items: ['a', 'b', 'c', 'd', 'e'], more: false });
+        assert.deepEqual(await store.listTags('app', 4, 'a'), { items: ['b', 'c', 'd', 'e'], more: false });
+        assert.deepEqual(await store.listTags('app', 100, 'e'), { items: [], more: false });
+        assert.deepEqual(await store.listTags('app', undefined, 'c'), { items: ['d', 'e'], more: false });
+        // `after` need not be an existing tag
+        assert.deepEqual(await store.listTags('app', 2, 'bb'), { items: ['c', 'd'], more: true });
+        assert.deepEqual(await store.listTags('app', 2, ''), { items: ['a', 'b'], more: true });
+        assert.deepEqual((await store.listTags('app', 0, undefined)).items, []);
+        assert.deepEqual(await allTags(store, 'app', 1), [['a'], ['b'], ['c'], ['d'], ['e']]);
+        assert.deepEqual((await allTags(store, 'app', 3)).flat(), ['a', 'b', 'c', 'd', 'e']);
+      });
+
+      test('deleteTag removes only the tag', async () => {
+        await store.putManifest(record('app', 'm'), [], ['t1', 't2']);
+        assert.equal(await store.deleteTag('app', 't1'), true);
+        assert.equal(await store.resolveTag('app', 't1'), undefined);
+        assert.equal(await store.resolveTag('app', 't2'), d('m'));
+        assert.notEqual(await store.getManifest('app', d('m')), undefined);
+        assert.equal(await store.deleteTag('app', 't1'), false);
+        assert.equal(await store.deleteTag('nope', 't2'), false);
+      });
+
+      test('deleteManifest removes it and every tag on it, and nothing else', async () => {
+        await store.putManifest(record('app', 'gone'), [d('c1')], ['a', 'b']);
+        await store.putManifest(record('app', 'kept'), [d('c2')], ['c']);
+        await store.putManifest(record('other', 'gone'), [], ['a']);
+        assert.equal(await store.deleteManifest('app', d('gone')), true);
+        assert.equal(await store.getManifest('app', d('gone')), undefined);
+        assert.equal(await store.resolveTag('app', 'a'), undefined);
+        assert.equal(await store.resolveTag('app', 'b'), undefined);
+        assert.deepEqual((await store.listTags('app', undefined, undefined)).items, ['c']);
+        assert.notEqual(await store.getManifest('other', d('gone')), undefined, 'the same digest in another repository stays');
+        assert.equal(await store.resolveTag('other', 'a'), d('gone'));
+        assert.equal(await store.deleteManifest('app', d('gone')), false);
+      });
+    });
+
+    describe('repositories', () => {
+      test('listRepositories pages in lexical order', async () => {
+        const names = ['zeta', 'alpha/one', 'alpha', 'beta/x/y', 'alpha-2', 'alpha/two'];
+        for (const [i, repo] of names.entries()) {
+          if (i % 2 === 0) await store.linkBlob(repo, d(repo));
+          else await store.putManifest(record(repo, repo), [], ['t']);
+        }
+        const sorted = [...names].sort();
+        assert.deepEqual(await store.listRepositories(undefined, undefined), { items: sorted, more: false });
+        assert.deepEqual(await store.listRepositories(2, undefined), { items: sorted.slice(0, 2), more: true });
+        assert.deepEqual(await store.listRepositories(2, sorted[1]), { items: sorted.slice(2, 4), more: true });
+        assert.deepEqual(await store.listRepositories(2, sorted[3]), { items: sorted.slice(4, 6), more: false });
+        assert.deepEqual(await store.listRepositories(10, 'zeta'), { items: [], more: false });
+        assert.deepEqual(await store.listRepositories(3, 'alpha/'), { items: ['alpha/one', 'alpha/two', 'beta/x/y'], more: true });
+      });
+    });
+
+    describe('referrers', () => {
+      test('listReferrers with and without artifactType', async () => {
+        const subject = d('image');
+        await store.putManifest(record('app', 'image'), [], ['v1']);
+        const sbom = record('app', 'sbom', { subject, artifactType: 'application/spdx+json', createdAt: 1, annotations: { kind: 'sbom' } });
+        const sig = record('app', 'sig', { subject, artifactType: 'application/vnd.dev.cosign.sig', createdAt: 2 });
+        const sbom2 = record('app', 'sbom2', { subject, artifactType: 'application/spdx+json', createdAt: 3 });
+        const unrelated = record('app', 'other', { subject: d('another image'), artifactType: 'application/spdx+json', createdAt: 4 });
+        const elsewhere = record('other-repo', 'sbom3', { subject, artifactType: 'application/spdx+json', createdAt: 5 });
+        for (const r of [sig, sbom2, sbom, unrelated, elsewhere]) await store.putManifest(r, [], []);
+
+        const all = await store.listReferrers('app', subject);
+        assert.deepEqual(all.map((r) => r.digest).sort(), [sbom.digest, sig.digest, sbom2.digest].sort());
+        assert.deepEqual(all.find((r) => r.digest === sbom.digest), sbom);
+
+        const sboms = await store.listReferrers('app', subject, 'application/spdx+json');
+        assert.deepEqual(sboms.map((r) => r.digest).sort(), [sbom.digest, sbom2.digest].sort());
+        assert.deepEqual(await store.listReferrers('app', subject, 'application/unknown'), []);
+        assert.deepEqual(await store.listReferrers('app', d('no such subject')), []);
+        assert.deepEqual((await store.listReferrers('other-repo', subject)).map((r) => r.digest), [elsewhere.digest]);
+      });
+
+      test('a referrer may arrive before its subject exists', async () => {
+        const subject = d('not pushed yet');
+        await store.putManifest(record('app', 'early sig', { subject, artifactType: 'application/sig' }), [], []);
+        assert.equal((await store.listReferrers('app', subject)).length, 1);
+      });
+
+      test('a deleted referrer is no longer listed', async () => {
+        const subject = d('image');
+        await store.putManifest(record('app', 'sig', { subject, artifactType: 'application/sig' }), [], []);
+        await store.deleteManifest('app', d('sig'));
+        assert.deepEqual(await store.listReferrers('app', subject), []);
+      });
+    });
+
+    describe('garbage collection candidates', () => {
+      test('unreferencedBlobs keeps linked, referenced and manifest blobs', async () => {
+        await store.linkBlob('app', d('linked'));
+        await store.putManifest(record('app', 'manifest'), [d('config'), d('layer')], ['t']);
+        const candidates = [d('linked'), d('config'), d('layer'), d('manifest'), d('orphan1'), d('orphan2')];
+        assert.deepEqual(await store.unreferencedBlobs(candidates), [d('orphan1'), d('orphan2')]);
+        assert.deepEqual(await store.unreferencedBlobs([]), []);
+      });
+
+      test('a blob used by any repository is kept', async () => {
+        await store.putManifest(record('a', 'm'), [d('shared')], []);
+        await store.linkBlob('b', d('shared'));
+        await store.deleteManifest('a', d('m'));
+        assert.deepEqual(await store.unreferencedBlobs([d('shared')]), []);
+        await store.unlinkBlob('b', d('shared'));
+        assert.deepEqual(await store.unreferencedBlobs([d('shared')]), [d('shared')]);
+      });
+
+      test('deleting the manifest releases its references and itself', async () => {
+        await store.putManifest(record('app', 'm'), [d('c'), d('l')], ['t']);
+        await store.deleteManifest('app', d('m'));
+        assert.deepEqual(await store.unreferencedBlobs([d('c'), d('l'), d('m')]), [d('c'), d('l'), d('m')]);
+      });
+
+      test('unlinking a blob makes it collectable', async () => {
+        await store.linkBlob('app', d('x'));
+        await store.unlinkBlob('app', d('x'));
+        assert.deepEqual(await store.unreferencedBlobs([d('x')]), [d('x')]);
+      });
+    });
+
+    describe('upload sessions', () => {
+      test('create, get, advance, delete', async () => {
+        const session = { id: 'f1a2b3c4-0000-4000-8000-000000000001', repository: 'team/app', offset: 0, startedAt: 1_700_000_000_123 };
+        assert.equal(await store.getUpload(session.id), undefined);
+        await store.createUpload(session);
+        assert.deepEqual(await store.getUpload(session.id), session);
+        await store.setUploadOffset(session.id, 5 * 1024 * 1024 * 1024); // beyond 32 bits
+        assert.deepEqual(await store.getUpload(session.id), { ...session, offset: 5 * 1024 * 1024 * 1024 });
+        await store.deleteUpload(session.id);
+        assert.equal(await store.getUpload(session.id), undefined);
+        await store.deleteUpload(session.id); // idempotent
+      });
+
+      test('sessions are independent', async () => {
+        await store.createUpload({ id: 'u1', repository: 'a', offset: 0, startedAt: 1 });
+        await store.createUpload({ id: 'u2', repository: 'b', offset: 7, startedAt: 2 });
+        await store.setUploadOffset('u1', 3);
+        assert.equal((await store.getUpload('u1'))?.offset, 3);
+        assert.equal((await store.getUpload('u2'))?.offset, 7);
+        await store.deleteUpload('u1');
+        assert.equal((await store.getUpload('u2'))?.repository, 'b');
+      });
+
+      test('a duplicate session id is refused', async () => {
+        await store.createUpload({ id: 'dup', repository: 'a', offset: 0, startedAt: 1 });
+        await assert.rejects(store.createUpload({ id: 'dup', repository: 'b', offset: 0, startedAt: 2 }));
+        assert.equal((await store.getUpload('dup'))?.repository, 'a');
+      });
+    });
+
+    test('data survives close and reopen', async () => {
+      const rec = record('team/app', 'persisted', { subject: d('s'), artifactType: 'application/x', annotations: { k: 'v' } });
+      await store.putManifest(rec, [d('cfg')], ['v1']);
+      await store.linkBlob('team/app', d('blob'));
+      await store.createUpload({ id: 'up', repository: 'team/app', offset: 42, startedAt: 9 });
+      const reopened = await h.reopen();
+      store = reopened;
+      assert.deepEqual(await reopened.getManifest('team/app', rec.digest), rec);
+      assert.equal(await reopened.resolveTag('team/app', 'v1'), rec.digest);
+      assert.equal(await reopened.isBlobLinked('team/app', d('blob')), true);
+      assert.deepEqual(await reopened.getUpload('up'), { id: 'up', repository: 'team/app', offset: 42, startedAt: 9 });
+      assert.deepEqual((await reopened.listRepositories(undefined, undefined)).items, ['team/app']);
+      assert.deepEqual((await reopened.listReferrers('team/app', d('s'))).map((r) => r.digest), [rec.digest]);
+      assert.deepEqual(await reopened.unreferencedBlobs([d('cfg'), d('blob'), d('free')]), [d('free')]);
+    });
+  });
+}

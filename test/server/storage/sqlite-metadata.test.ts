@@ -1,0 +1,62 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { digestOf } from '../../../src/digest/digest.ts';
+import type { MetadataStore } from '../../../src/server/storage/metadata.ts';
+import { SqliteMetadataStore } from '../../../src/server/storage/sqlite-metadata.ts';
+import { metadataSuite } from './metadata-suite.ts';
+
+metadataSuite('SqliteMetadataStore', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+  const path = join(dir, 'metadata.db');
+  let current: MetadataStore | undefined = new SqliteMetadataStore(path);
+  return {
+    store: current,
+    async reopen() {
+      await current?.close();
+      current = new SqliteMetadataStore(path);
+      return current;
+    },
+    async cleanup() {
+      await current?.close();
+      current = undefined;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SqliteMetadataStore specifics', () => {
+  test('a failed transaction leaves no partial manifest behind', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const store = new SqliteMetadataStore(join(dir, 'metadata.db'));
+    try {
+      const bad = { repository: 'app', digest: digestOf('m'), mediaType: 'x/y', size: 1, createdAt: 1 };
+      // A tag that is not a string makes the tag insert fail after the manifest insert ran.
+      await assert.rejects(store.putManifest(bad, [digestOf('child')], [{} as unknown as string]));
+      assert.equal(await store.getManifest('app', bad.digest), undefined);
+      assert.deepEqual(await store.unreferencedBlobs([digestOf('child')]), [digestOf('child')]);
+      // The connection is still usable.
+      await store.putManifest(bad, [], ['ok']);
+      assert.equal(await store.resolveTag('app', 'ok'), bad.digest);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('two stores on one file see each other\'s commits', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const a = new SqliteMetadataStore(join(dir, 'metadata.db'));
+    const b = new SqliteMetadataStore(join(dir, 'metadata.db'));
+    try {
+      await a.putManifest({ repository: 'app', digest: digestOf('m'), mediaType: 'x/y', size: 1, createdAt: 1 }, [], ['t']);
+      assert.equal(await b.resolveTag('app', 't'), digestOf('m'));
+    } finally {
+      await a.close();
+      await b.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
