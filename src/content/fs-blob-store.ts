@@ -85,6 +85,7 @@ export class FsBlobStore implements BlobStore {
         position += bytesRead;
         await previousWrite;
         previousWrite = writeAndWait(destination, buffer.subarray(0, bytesRead));
+        previousWrite.catch(() => undefined); // awaited next turn; a client gone mid-read must not be "unhandled
       }
       await previousWrite;
       await new Promise<void>((resolve, reject) => destination.end((error?: Error | null) => (error ? reject(error) : resolve())));

@@ -102,14 +102,14 @@ export function sendEmpty(res: ServerResponse, status: number, headers: Record<s
 }
 
 /** `n` and `last` of tags/list and _catalog. */
-export function pageParams(url: URL): { limit: number | undefined; after: string | undefined } {
-  const n = url.searchParams.get('n');
+export function pageParams(query: URLSearchParams): { limit: number | undefined; after: string | undefined } {
+  const n = query.get('n');
   let limit: number | undefined;
   if (n !== null && n !== '') {
     if (!/^\d{1,9}$/.test(n)) throw new RegistryError('UNSUPPORTED', `invalid page size n=${JSON.stringify(n.slice(0, 20))}`, { status: 400 });
     limit = Number(n);
   }
-  const last = url.searchParams.get('last') ?? undefined;
+  const last = query.get('last') ?? undefined;
   return { limit, after: last === '' ? undefined : last };
 }
 

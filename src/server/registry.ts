@@ -9,6 +9,7 @@ import { InvalidManifestError, MAX_MANIFEST_BYTES, childDescriptors, parseManife
 import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
 import { isValidTag, nameProblem } from '../reference/name.ts';
 import { ManifestCache } from './manifest-cache.ts';
+import { KeyedMutex } from '../content/keyed-mutex.ts';
 import type { ManifestRecord, MetadataStore, Page, UploadSession } from './storage/metadata.ts';
 
 export interface RegistryOptions {
@@ -39,6 +40,8 @@ export interface PutManifestResult {
  */
 export class Registry {
   private readonly manifestCache = new ManifestCache();
+  /** One request at a time per upload session: the offset check and the write must not interleave. */
+  private readonly uploadLocks = new KeyedMutex();
 
   readonly blobs: BlobStore;
   readonly metadata: MetadataStore;
@@ -148,6 +151,10 @@ export class Registry {
    */
   async appendUpload(repository: string, id: string, body: Readable, range: ByteRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
     this.checkWritable();
+    return this.uploadLocks.run(id, () => this.appendLocked(repository, id, body, range, contentLength));
+  }
+
+  private async appendLocked(repository: string, id: string, body: Readable, range: ByteRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
     const session = await this.getUpload(repository, id);
     let maxBytes = contentLength;
     if (range) {
@@ -192,10 +199,21 @@ export class Registry {
     contentLength: number | undefined,
   ): Promise<BlobInfo> {
     this.checkWritable();
+    return this.uploadLocks.run(id, () => this.finishLocked(repository, id, digestText, body, range, contentLength));
+  }
+
+  private async finishLocked(
+    repository: string,
+    id: string,
+    digestText: string | null,
+    body: Readable | undefined,
+    range: ByteRange | undefined,
+    contentLength: number | undefined,
+  ): Promise<BlobInfo> {
     let session = await this.getUpload(repository, id);
     if (digestText === null) throw new RegistryError('DIGEST_INVALID', 'the closing PUT needs ?digest=<algorithm>:<hex>');
     const digest = this.checkDigest(digestText);
-    if (body) session = await this.appendUpload(repository, id, body, range, contentLength);
+    if (body) session = await this.appendLocked(repository, id, body, range, contentLength);
     const ingest = await this.blobs.ingest(id);
     try {
       const result = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
@@ -209,9 +227,11 @@ export class Registry {
 
   async cancelUpload(repository: string, id: string): Promise<void> {
     this.checkWritable();
-    await this.getUpload(repository, id);
-    await (await this.blobs.ingest(id)).abort();
-    await this.metadata.deleteUpload(id);
+    await this.uploadLocks.run(id, async () => {
+      await this.getUpload(repository, id);
+      await (await this.blobs.ingest(id)).abort();
+      await this.metadata.deleteUpload(id);
+    });
   }
 
   private async translateWriteErrors<T>(work: () => Promise<T>): Promise<T> {

@@ -5,7 +5,9 @@ import type { Registry } from './registry.ts';
 export interface RequestContext {
   req: IncomingMessage;
   res: ServerResponse;
-  url: URL;
+  /** The decoded request path, exactly as sent: never dot-segment-normalized. */
+  path: string;
+  query: URLSearchParams;
   /** Named captures of the route, e.g. name, digest, reference, uuid. */
   params: Record<string, string>;
   registry: Registry;

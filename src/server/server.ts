@@ -37,9 +37,14 @@ export function createRegistryServer({ registry, log, dataDir }: RegistryServerO
   const router = registryRoutes();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'http://registry.invalid');
+    // Split by hand: WHATWG URL parsing would resolve `..` and `.` segments, letting
+    // /v2/a/%2E%2E/b/… reach repository b.
+    const raw = req.url ?? '/';
+    const queryStart = raw.indexOf('?');
+    const rawPath = queryStart === -1 ? raw : raw.slice(0, queryStart);
+    const query = new URLSearchParams(queryStart === -1 ? '' : raw.slice(queryStart + 1));
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
-    if (url.pathname === '/healthz') {
+    if (rawPath === '/healthz') {
       try {
         await registry.metadata.ping();
         await access(dataDir, constants.W_OK);
@@ -51,25 +56,29 @@ export function createRegistryServer({ registry, log, dataDir }: RegistryServerO
     }
     let path: string;
     try {
-      path = decodeURIComponent(url.pathname);
+      path = decodeURIComponent(rawPath);
     } catch {
       throw new RegistryError('NAME_INVALID', 'the request path is not valid percent-encoding');
     }
-    const found = router.match(req.method ?? 'GET', path);
-    if (!found) throw new RegistryError('NAME_UNKNOWN', `no such endpoint: ${req.method} ${url.pathname.slice(0, 200)}`, { status: 404 });
-    if ('allowed' in found) {
-      throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${url.pathname.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
+    if (path.split('/').some((segment) => segment === '.' || segment === '..')) {
+      throw new RegistryError('NAME_INVALID', 'path segments "." and ".." are not allowed');
     }
-    const ctx: RequestContext = { req, res, url, params: found.params, registry, log };
+    const found = router.match(req.method ?? 'GET', path);
+    if (!found) throw new RegistryError('NAME_UNKNOWN', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { status: 404 });
+    if ('allowed' in found) {
+      throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
+    }
+    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log };
     await found.handler(ctx);
   }
 
   return createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
     const started = process.hrtime.bigint();
+    const remote = req.socket?.remoteAddress; // the socket may be gone by the time the response closes
     res.on('close', () => {
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       log.info(
-        { method: req.method, path: req.url, status: res.statusCode, bytes: Number(res.getHeader('content-length') ?? 0), ms: Math.round(ms * 100) / 100, remote: req.socket.remoteAddress, complete: res.writableFinished },
+        { method: req.method, path: req.url, status: res.statusCode, bytes: Number(res.getHeader('content-length') ?? 0), ms: Math.round(ms * 100) / 100, remote, complete: res.writableFinished },
         'request',
       );
     });

@@ -103,7 +103,7 @@ describe('parseRangeHeader', () => {
 });
 
 describe('pageParams', () => {
-  const url = (query: string) => new URL(`http://registry.test/v2/x/tags/list${query}`);
+  const url = (query: string) => new URL(`http://registry.test/v2/x/tags/list${query}`).searchParams;
 
   test('no parameters', () => assert.deepEqual(pageParams(url('')), { limit: undefined, after: undefined }));
   test('n and last', () => assert.deepEqual(pageParams(url('?n=10&last=b')), { limit: 10, after: 'b' }));

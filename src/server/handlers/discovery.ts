@@ -7,28 +7,28 @@ import type { Page } from '../storage/metadata.ts';
 function sendPage(ctx: RequestContext, body: Record<string, unknown>, page: Page<string>, limit: number | undefined): void {
   const headers: Record<string, string> = {};
   const last = page.items.at(-1);
-  if (page.more && limit !== undefined && last !== undefined) headers.Link = nextLink(ctx.url.pathname, limit, last);
+  if (page.more && limit !== undefined && last !== undefined) headers.Link = nextLink(ctx.path, limit, last);
   sendJson(ctx.res, 200, body, headers);
 }
 
 /** end-8a/b: GET /v2/<name>/tags/list[?n=&last=], lexical order, Link when more remain. */
 export async function listTags(ctx: RequestContext): Promise<void> {
-  const { limit, after } = pageParams(ctx.url);
+  const { limit, after } = pageParams(ctx.query);
   const page = await ctx.registry.listTags(ctx.params.name!, limit, after);
   sendPage(ctx, { name: ctx.params.name, tags: page.items }, page, limit);
 }
 
 /** GET /v2/_catalog[?n=&last=] */
 export async function catalog(ctx: RequestContext): Promise<void> {
-  const { limit, after } = pageParams(ctx.url);
+  const { limit, after } = pageParams(ctx.query);
   const page = await ctx.registry.catalog(limit, after);
   sendPage(ctx, { repositories: page.items }, page, limit);
 }
 
 /** end-12a/b: GET /v2/<name>/referrers/<digest>[?artifactType=]. Never 404 for a valid digest. */
 export async function referrers(ctx: RequestContext): Promise<void> {
-  const { url, registry, params } = ctx;
-  const artifactType = url.searchParams.get('artifactType') ?? undefined;
+  const { query, registry, params } = ctx;
+  const artifactType = query.get('artifactType') ?? undefined;
   const index = await registry.referrers(params.name!, params.digest!, artifactType);
   const headers: Record<string, string> = artifactType !== undefined ? { 'OCI-Filters-Applied': 'artifactType' } : {};
   sendJson(ctx.res, 200, index, headers, MediaTypes.ociIndex);

@@ -27,17 +27,17 @@ async function drain(req: IncomingMessage): Promise<void> {
 
 /** end-4a, end-4b, end-11: POST /v2/<name>/blobs/uploads/ (new session, monolithic, or mount). */
 export async function startUpload(ctx: RequestContext): Promise<void> {
-  const { req, url, registry, params } = ctx;
+  const { req, query, registry, params } = ctx;
   const name = params.name!;
-  const mount = url.searchParams.get('mount');
+  const mount = query.get('mount');
   if (mount !== null) {
     await drain(req);
-    const from = url.searchParams.get('from') ?? undefined;
+    const from = query.get('from') ?? undefined;
     const mounted = await registry.mountBlob(name, mount, from);
     if (mounted) return blobCreated(ctx, mounted);
     return uploadAccepted(ctx, await registry.startUpload(name));
   }
-  const digest = url.searchParams.get('digest');
+  const digest = query.get('digest');
   if (digest !== null) return blobCreated(ctx, await registry.putBlob(name, digest, req, contentLength(req)));
   await drain(req);
   uploadAccepted(ctx, await registry.startUpload(name));
@@ -53,10 +53,10 @@ export async function patchUpload(ctx: RequestContext): Promise<void> {
 
 /** end-6: PUT ?digest= closes the upload, optionally with a last chunk. */
 export async function finishUpload(ctx: RequestContext): Promise<void> {
-  const { req, url, registry, params } = ctx;
+  const { req, query, registry, params } = ctx;
   const range = parseContentRange(req.headers['content-range']);
   const body = hasBody(req) ? req : undefined;
-  const digests = url.searchParams.getAll('digest');
+  const digests = query.getAll('digest');
   if (digests.length > 1) throw new RegistryError('DIGEST_INVALID', 'give exactly one ?digest=');
   const blob = await registry.finishUpload(params.name!, params.uuid!, digests[0] ?? null, body, range, contentLength(req));
   blobCreated(ctx, blob);

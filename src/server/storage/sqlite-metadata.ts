@@ -223,15 +223,8 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async createUpload(session: UploadSession): Promise<void> {
-    this.transaction(() => {
-      this.ensureRepository(session.repository);
-      this.sql('INSERT INTO uploads (id, repository, offset, started_at) VALUES (?, ?, ?, ?)').run(
-        session.id,
-        session.repository,
-        session.offset,
-        session.startedAt,
-      );
-    });
+    // An open upload does not make a repository exist (catalog, tags list): only content does.
+    this.sql('INSERT INTO uploads (id, repository, offset, started_at) VALUES (?, ?, ?, ?)').run(session.id, session.repository, session.offset, session.startedAt);
   }
 
   async getUpload(id: string): Promise<UploadSession | undefined> {

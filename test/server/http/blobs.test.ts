@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { digestOf } from '../../../src/digest/digest.ts';
 import { seededBytes } from '../../../src/testing/images.ts';
 import { pushBlob } from '../../../src/testing/push.ts';
 import { startTestRegistry, type TestRegistry } from '../../../src/testing/test-registry.ts';
-import { EMPTY_SHA256, blobOf, expectError, raw, unknownDigest } from './helpers.ts';
+import { EMPTY_SHA256, blobOf, captureEscapes, expectError, raw, sleep, unknownDigest } from './helpers.ts';
 
 describe('blobs: HEAD and GET /v2/<name>/blobs/<digest>', () => {
   let reg: TestRegistry;
@@ -133,6 +135,13 @@ describe('blobs: HEAD and GET /v2/<name>/blobs/<digest>', () => {
       assert.equal(res.body.length, 0);
     });
 
+    test('a syntactically invalid range (end before start) is ignored: 200 with the whole blob', async () => {
+      const res = await fetch(path(), { headers: { Range: 'bytes=5-2' } });
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-range'), null);
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), data);
+    });
+
     test('a Range in another unit is ignored: 200 with the whole blob', async () => {
       const res = await fetch(path(), { headers: { Range: 'items=0-3' } });
       assert.equal(res.status, 200);
@@ -152,6 +161,91 @@ describe('blobs: HEAD and GET /v2/<name>/blobs/<digest>', () => {
     assert.equal(ranged.status, 416);
     assert.equal(ranged.headers.get('content-range'), 'bytes */0');
     await ranged.arrayBuffer();
+  });
+
+  describe('large blobs and concurrent downloads', () => {
+    const size = 3 * 1024 * 1024 + 12345;
+    const blobs = Array.from({ length: 6 }, (_, i) => blobOf(seededBytes(`blobs/large/${i}`, size)));
+    before(async () => {
+      for (const blob of blobs) await pushBlob(reg.url, 'blobs/large', blob);
+    });
+
+    test('concurrent whole and ranged downloads each get exactly their own bytes', async () => {
+      const jobs = blobs.flatMap((blob) => [
+        fetch(`${reg.url}/v2/blobs/large/blobs/${blob.descriptor.digest}`).then(async (res) => {
+          assert.equal(res.status, 200);
+          const body = Buffer.from(await res.arrayBuffer());
+          assert.equal(body.length, size);
+          assert.ok(body.equals(blob.data), `whole body of ${blob.descriptor.digest}`);
+        }),
+        fetch(`${reg.url}/v2/blobs/large/blobs/${blob.descriptor.digest}`, { headers: { Range: 'bytes=1000000-2999999' } }).then(async (res) => {
+          assert.equal(res.status, 206);
+          const body = Buffer.from(await res.arrayBuffer());
+          assert.ok(body.equals(blob.data.subarray(1_000_000, 3_000_000)), `range of ${blob.descriptor.digest}`);
+        }),
+      ]);
+      await Promise.all(jobs);
+    });
+
+    test('pipelined GETs on one connection are answered in order with the right bytes', async () => {
+      const [a, b] = [blobs[0]!, blobs[1]!];
+      const target = new URL(reg.url);
+      const received = await new Promise<Buffer>((resolve, reject) => {
+        const socket = connect(Number(target.port), target.hostname, () => {
+          socket.write(
+            `GET /v2/blobs/large/blobs/${a.descriptor.digest} HTTP/1.1\r\nHost: x\r\n\r\n` +
+              `GET /v2/blobs/large/blobs/${b.descriptor.digest} HTTP/1.1\r\nHost: x\r\nRange: bytes=10-19\r\n\r\n` +
+              `GET /v2/blobs/large/blobs/${a.descriptor.digest} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`,
+          );
+        });
+        const chunks: Buffer[] = [];
+        socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+        socket.on('end', () => resolve(Buffer.concat(chunks)));
+        socket.on('error', reject);
+      });
+      const bodies: { status: number; body: Buffer }[] = [];
+      let rest = received;
+      while (rest.length > 0) {
+        const headerEnd = rest.indexOf('\r\n\r\n');
+        assert.ok(headerEnd > 0);
+        const head = rest.subarray(0, headerEnd).toString();
+        const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]);
+        const length = Number(/\r\ncontent-length: (\d+)/i.exec(head)?.[1]);
+        bodies.push({ status, body: rest.subarray(headerEnd + 4, headerEnd + 4 + length) });
+        rest = rest.subarray(headerEnd + 4 + length);
+      }
+      assert.deepEqual(
+        bodies.map((r) => r.status),
+        [200, 206, 200],
+      );
+      assert.ok(bodies[0]!.body.equals(a.data));
+      assert.ok(bodies[1]!.body.equals(b.data.subarray(10, 20)));
+      assert.ok(bodies[2]!.body.equals(a.data));
+    });
+
+    test('a client that aborts a large download leaves the server healthy', async () => {
+      const escapes = captureEscapes();
+      const target = new URL(reg.url);
+      for (let i = 0; i < 5; i++) {
+        await new Promise<void>((resolve) => {
+          const req = request({ host: target.hostname, port: target.port, path: `/v2/blobs/large/blobs/${blobs[i]!.descriptor.digest}`, agent: false }, (res) => {
+            res.once('data', () => res.destroy());
+            res.on('close', () => resolve());
+          });
+          req.on('error', () => resolve());
+          req.end();
+        });
+      }
+      await sleep(200);
+      const escaped = escapes.take();
+      escapes.dispose();
+      assert.deepEqual(escaped, [], 'the server let an error escape (a real skiff serve would exit)');
+      const ping = await fetch(`${reg.url}/v2/`);
+      assert.equal(ping.status, 200);
+      await ping.arrayBuffer();
+      const res = await fetch(`${reg.url}/v2/blobs/large/blobs/${blobs[5]!.descriptor.digest}`);
+      assert.ok(Buffer.from(await res.arrayBuffer()).equals(blobs[5]!.data));
+    });
   });
 
   test('an invalid digest is 400 DIGEST_INVALID', async () => {

@@ -128,3 +128,23 @@ export function rangeEnd(value: string | null | undefined): number {
 export async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
+
+/**
+ * Records exceptions and rejections the in-process server lets escape. In a real `skiff serve`
+ * either one ends the process, so a test that provokes one must fail.
+ */
+export function captureEscapes(): { take(): string[]; dispose(): void } {
+  const escaped: unknown[] = [];
+  const onError = (error: unknown) => {
+    escaped.push(error);
+  };
+  process.on('uncaughtException', onError);
+  process.on('unhandledRejection', onError);
+  return {
+    take: () => escaped.splice(0).map((e) => String((e as Error)?.stack ?? e).split('\n').slice(0, 2).join(' | ')),
+    dispose() {
+      process.off('uncaughtException', onError);
+      process.off('unhandledRejection', onError);
+    },
+  };
+}
