@@ -1,0 +1,47 @@
+import { isErrorCode, type ErrorCode } from '../errors/codes.ts';
+
+/**
+ * A registry said no. Carries what failed, where, the OCI code when the registry sent one,
+ * and what the registry reported about rate limits, so the message can say what to do.
+ */
+export class ClientError extends Error {
+  readonly status: number;
+  readonly code: ErrorCode | undefined;
+  readonly registry: string;
+  readonly retryAfterMs: number | undefined;
+
+  constructor(message: string, options: { status: number; code?: ErrorCode; registry: string; retryAfterMs?: number; cause?: unknown }) {
+    super(message, { cause: options.cause });
+    this.name = 'ClientError';
+    this.status = options.status;
+    this.code = options.code;
+    this.registry = options.registry;
+    this.retryAfterMs = options.retryAfterMs;
+  }
+}
+
+/** Reads the first OCI error code and message out of a (capped) error body. */
+export function parseErrorBody(text: string): { code?: ErrorCode; message?: string } {
+  try {
+    const body = JSON.parse(text) as { errors?: { code?: unknown; message?: unknown }[] };
+    const first = body.errors?.[0];
+    if (!first) return {};
+    return {
+      ...(isErrorCode(first.code) ? { code: first.code } : {}),
+      ...(typeof first.message === 'string' ? { message: first.message } : {}),
+    };
+  } catch {
+    return {};
+  }
+}
+
+/** A hint for the user, by status and code. */
+export function adviceFor(status: number, code: ErrorCode | undefined, rateRemaining?: string): string {
+  if (status === 401) return 'check the credentials (skiff login, or ~/.docker/config.json)';
+  if (status === 403) return 'the credentials lack permission for this repository';
+  if (status === 429) return `rate-limited by the registry${rateRemaining ? ` (ratelimit-remaining: ${rateRemaining})` : ''}; wait, or log in for a higher limit`;
+  if (code === 'NAME_UNKNOWN') return 'check the repository name';
+  if (code === 'MANIFEST_UNKNOWN') return 'check the tag or digest';
+  if (status >= 500) return 'the registry failed; try again later';
+  return '';
+}

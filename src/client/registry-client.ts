@@ -1,0 +1,364 @@
+import { Readable } from 'node:stream';
+import { Agent, type Dispatcher } from 'undici';
+import { digestOf, type Digest } from '../digest/digest.ts';
+import { VerifyingStream } from '../digest/verifier.ts';
+import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
+import { MANIFEST_ACCEPT, bareMediaType } from '../oci/media-types.ts';
+import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts';
+import { DOCKER_HUB_API_HOST, DOCKER_HUB_DOMAIN } from '../reference/reference.ts';
+import { parseChallenges, type Challenge } from './challenge.ts';
+import { ClientError, adviceFor, parseErrorBody } from './errors.ts';
+import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.ts';
+import { TokenCache } from './token-cache.ts';
+
+export interface Credentials {
+  username?: string;
+  password?: string;
+  /** An identity (refresh) token, used with the OAuth2 POST flow. */
+  identityToken?: string;
+}
+
+export interface RegistryClientOptions {
+  /** Registry host as written in references: `docker.io`, `ghcr.io`, `localhost:5000`. */
+  registry: string;
+  /** Force plain HTTP; by default only loopback hosts use it. */
+  plainHttp?: boolean;
+  credentials?: Credentials | (() => Promise<Credentials | undefined>);
+  retry?: RetryPolicy;
+  dispatcher?: Dispatcher;
+  userAgent?: string;
+}
+
+type Action = 'pull' | 'push' | 'delete';
+
+interface RequestOptions {
+  repository?: string;
+  actions?: Action[];
+  headers?: Record<string, string>;
+  body?: Buffer | (() => Readable);
+  /** Statuses that are success for this call; anything else is an error. */
+  expect: number[];
+  signal?: AbortSignal;
+  /** Extra scopes (a cross-repo mount also needs pull on `from`). */
+  extraScopes?: string[];
+  /** A body we replay cannot be retried after it was consumed. */
+  idempotent?: boolean;
+}
+
+const ERROR_BODY_LIMIT = 64 * 1024;
+
+/** Loopback hosts speak plain HTTP (as Docker allows); everything else HTTPS. */
+export function isLoopbackHost(registry: string): boolean {
+  const host = registry.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+/**
+ * One registry, spoken to over HTTP with auth (Basic, Bearer token with a per-scope cache),
+ * retries with backoff and Retry-After, and capped error bodies. Every method takes an AbortSignal.
+ */
+export class RegistryClient {
+  readonly registry: string;
+  readonly baseUrl: string;
+  private readonly dispatcher: Dispatcher;
+  private readonly retry: RetryPolicy;
+  private readonly tokens = new TokenCache();
+  private readonly userAgent: string;
+  private readonly credentialSource: RegistryClientOptions['credentials'];
+  /** The challenge the registry answered with last; lets later requests authenticate up front. */
+  private challenge: Challenge | undefined;
+
+  constructor(options: RegistryClientOptions) {
+    this.registry = options.registry;
+    const host = options.registry === DOCKER_HUB_DOMAIN ? DOCKER_HUB_API_HOST : options.registry;
+    const plain = options.plainHttp ?? isLoopbackHost(host);
+    this.baseUrl = `${plain ? 'http' : 'https'}://${host}`;
+    this.dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 16 });
+    this.retry = options.retry ?? DEFAULT_RETRY;
+    this.userAgent = options.userAgent ?? 'skiff/0.1';
+    this.credentialSource = options.credentials;
+  }
+
+  private async credentials(): Promise<Credentials | undefined> {
+    return typeof this.credentialSource === 'function' ? this.credentialSource() : this.credentialSource;
+  }
+
+  private scopes(options: RequestOptions): string[] {
+    const scopes = options.repository ? [`repository:${options.repository}:${(options.actions ?? ['pull']).join(',')}`] : [];
+    return [...scopes, ...(options.extraScopes ?? [])];
+  }
+
+  private async authorization(scopes: string[], signal?: AbortSignal): Promise<string | undefined> {
+    const challenge = this.challenge;
+    if (!challenge) return undefined;
+    const credentials = await this.credentials();
+    if (challenge.scheme === 'basic') {
+      if (!credentials?.username) return undefined;
+      return `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
+    }
+    if (challenge.scheme !== 'bearer') return undefined;
+    const token = await this.tokens.get(challenge, scopes, credentials, { dispatcher: this.dispatcher, userAgent: this.userAgent, ...(signal ? { signal } : {}) });
+    return `Bearer ${token}`;
+  }
+
+  /** Sends one request with auth and retries; returns the response for the caller to consume. */
+  async send(method: string, path: string, options: RequestOptions): Promise<Dispatcher.ResponseData> {
+    const scopes = this.scopes(options);
+    let authRetried = false;
+    for (let attempt = 1; ; attempt++) {
+      const authorization = await this.authorization(scopes, options.signal);
+      const body = typeof options.body === 'function' ? options.body() : options.body;
+      let response: Dispatcher.ResponseData;
+      try {
+        response = await this.dispatcher.request({
+          origin: this.baseUrl,
+          path,
+          method: method as Dispatcher.HttpMethod,
+          headers: { 'user-agent': this.userAgent, ...options.headers, ...(authorization ? { authorization } : {}) },
+          ...(body !== undefined ? { body } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+        });
+      } catch (error) {
+        if (options.signal?.aborted || attempt >= this.retry.attempts || options.idempotent === false) {
+          throw new ClientError(`${method} ${this.baseUrl}${path}: ${(error as Error).message}`, { status: 0, registry: this.registry, cause: error });
+        }
+        await sleep(backoffDelay(this.retry, attempt), options.signal);
+        continue;
+      }
+      if (options.expect.includes(response.statusCode)) return response;
+      const text = (await readCapped(response.body, ERROR_BODY_LIMIT)).toString("utf8");
+      const header = (name: string) => {
+        const value = response.headers[name];
+        return Array.isArray(value) ? value[0] : value;
+      };
+      if (response.statusCode === 401 && !authRetried) {
+        const offered = parseChallenges(header('www-authenticate') ?? '');
+        const usable = offered.find((c) => c.scheme === 'bearer') ?? offered.find((c) => c.scheme === 'basic');
+        if (usable) {
+          this.challenge = usable;
+          this.tokens.forget(scopes);
+          authRetried = true;
+          attempt--;
+          continue;
+        }
+      }
+      const retryAfterMs = parseRetryAfter(header('retry-after'));
+      const retryable = isRetryableStatus(response.statusCode) && (response.statusCode !== 429 || retryAfterMs !== undefined || attempt < 3);
+      if (retryable && attempt < this.retry.attempts && options.idempotent !== false) {
+        await sleep(backoffDelay(this.retry, attempt, retryAfterMs), options.signal);
+        continue;
+      }
+      const { code, message } = parseErrorBody(text);
+      const advice = adviceFor(response.statusCode, code, header('ratelimit-remaining'));
+      throw new ClientError(
+        `${method} ${this.registry}${path.split('?')[0]}: ${response.statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${advice ? ` (${advice})` : ''}`,
+        { status: response.statusCode, registry: this.registry, ...(code ? { code } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+      );
+    }
+  }
+
+  async ping(signal?: AbortSignal): Promise<void> {
+    const res = await this.send('GET', '/v2/', { expect: [200], ...(signal ? { signal } : {}) });
+    await res.body.dump();
+  }
+
+  /** HEAD a manifest: its descriptor, or undefined when the registry does not have it. */
+  async headManifest(repository: string, reference: string, signal?: AbortSignal): Promise<Descriptor | undefined> {
+    const res = await this.send('HEAD', `/v2/${repository}/manifests/${reference}`, { repository, expect: [200, 404], headers: { accept: MANIFEST_ACCEPT }, ...(signal ? { signal } : {}) });
+    await res.body.dump();
+    if (res.statusCode === 404) return undefined;
+    const digest = String(res.headers['docker-content-digest'] ?? '');
+    return { mediaType: bareMediaType(String(res.headers['content-type'] ?? '')), digest: digest as Digest, size: Number(res.headers['content-length'] ?? 0) };
+  }
+
+  /** GET a manifest, capped at 4 MiB and verified against the digest asked for or announced. */
+  async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<{ descriptor: Descriptor; body: Buffer }> {
+    const res = await this.send('GET', `/v2/${repository}/manifests/${reference}`, { repository, expect: [200], headers: { accept: MANIFEST_ACCEPT }, ...(signal ? { signal } : {}) });
+    const body = await readCapped(res.body, MAX_MANIFEST_BYTES, true);
+    const digest = digestOf(body);
+    const expected = reference.includes(':') ? reference : (res.headers['docker-content-digest'] as string | undefined);
+    if (expected && expected !== digest) {
+      throw new ClientError(`${this.registry}/${repository}@${reference}: manifest hashes to ${digest}, not ${expected}`, { status: 200, registry: this.registry, code: 'DIGEST_INVALID' });
+    }
+    return { descriptor: { mediaType: bareMediaType(String(res.headers['content-type'] ?? '')), digest, size: body.length }, body };
+  }
+
+  async putManifest(repository: string, reference: string, body: Buffer, mediaType: string, signal?: AbortSignal): Promise<Digest> {
+    const res = await this.send('PUT', `/v2/${repository}/manifests/${reference}`, {
+      repository,
+      actions: ['pull', 'push'],
+      expect: [200, 201, 202],
+      headers: { 'content-type': mediaType },
+      body,
+      ...(signal ? { signal } : {}),
+    });
+    await res.body.dump();
+    return digestOf(body);
+  }
+
+  async deleteManifest(repository: string, reference: string, signal?: AbortSignal): Promise<void> {
+    const res = await this.send('DELETE', `/v2/${repository}/manifests/${reference}`, { repository, actions: ['delete'], expect: [200, 202], ...(signal ? { signal } : {}) });
+    await res.body.dump();
+  }
+
+  /** Size of a blob in the repository, or undefined. */
+  async headBlob(repository: string, digest: Digest, signal?: AbortSignal): Promise<number | undefined> {
+    const res = await this.send('HEAD', `/v2/${repository}/blobs/${digest}`, { repository, expect: [200, 404], ...(signal ? { signal } : {}) });
+    await res.body.dump();
+    return res.statusCode === 404 ? undefined : Number(res.headers['content-length'] ?? 0);
+  }
+
+  /**
+   * A verified stream of a blob. A broken connection resumes with `Range` from the bytes
+   * already delivered; the stream fails on a digest or size mismatch at the end.
+   */
+  openBlob(repository: string, descriptor: Descriptor, signal?: AbortSignal): Readable {
+    const client = this;
+    async function* chunks(): AsyncGenerator<Buffer> {
+      let received = 0;
+      for (let attempt = 1; ; attempt++) {
+        const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
+        const res = await client.send('GET', `/v2/${repository}/blobs/${descriptor.digest}`, { repository, expect: [200, 206], headers, ...(signal ? { signal } : {}) });
+        let skip = received > 0 && res.statusCode === 200 ? received : 0; // server ignored Range
+        try {
+          for await (const chunk of res.body as AsyncIterable<Buffer>) {
+            let piece = chunk;
+            if (skip > 0) {
+              const drop = Math.min(skip, piece.length);
+              piece = piece.subarray(drop);
+              skip -= drop;
+            }
+            if (piece.length === 0) continue;
+            received += piece.length;
+            yield piece;
+          }
+          return;
+        } catch (error) {
+          if (signal?.aborted || attempt >= client.retry.attempts) throw error;
+          await sleep(backoffDelay(client.retry, attempt), signal);
+        }
+      }
+    }
+    return Readable.from(chunks(), { objectMode: false }).pipe(new VerifyingStream(descriptor.digest, descriptor.size));
+  }
+
+  /** Cross-repository mount; true when the registry mounted it (201). */
+  async mountBlob(repository: string, digest: Digest, from: string, signal?: AbortSignal): Promise<boolean> {
+    const res = await this.send('POST', `/v2/${repository}/blobs/uploads/?mount=${digest}&from=${encodeURIComponent(from)}`, {
+      repository,
+      actions: ['pull', 'push'],
+      extraScopes: [`repository:${from}:pull`],
+      expect: [201, 202],
+      ...(signal ? { signal } : {}),
+    });
+    await res.body.dump();
+    if (res.statusCode === 202) {
+      // The registry opened a session we will not use; close it politely.
+      const location = res.headers.location;
+      if (typeof location === 'string') await this.send('DELETE', new URL(location, this.baseUrl).pathname, { repository, actions: ['pull', 'push'], expect: [200, 202, 204, 404] }).then((r) => r.body.dump(), () => undefined);
+    }
+    return res.statusCode === 201;
+  }
+
+  /**
+   * Uploads a blob: POST, then one streamed PATCH, then PUT ?digest=. If the PATCH breaks, asks
+   * the session where it stands and re-opens the source from there. `source(offset)` must
+   * produce the blob's bytes from `offset`.
+   */
+  async pushBlob(repository: string, descriptor: Descriptor, source: (offset: number) => Readable, signal?: AbortSignal): Promise<void> {
+    const scope = { repository, actions: ['pull', 'push'] as Action[], ...(signal ? { signal } : {}) };
+    const post = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { ...scope, expect: [202], headers: { 'content-length': '0' } });
+    await post.body.dump();
+    let location = this.locationPath(post.headers.location);
+    let offset = 0;
+    for (let attempt = 1; offset < descriptor.size || attempt === 1; attempt++) {
+      try {
+        const patch = await this.send('PATCH', location, {
+          ...scope,
+          expect: [202],
+          idempotent: false,
+          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${descriptor.size - 1}`, 'content-length': String(descriptor.size - offset) },
+          body: () => source(offset),
+        });
+        await patch.body.dump();
+        location = this.locationPath(patch.headers.location, location);
+        offset = descriptor.size;
+        break;
+      } catch (error) {
+        if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500)) throw error;
+        await sleep(backoffDelay(this.retry, attempt), signal);
+        const status = await this.send('GET', location, { ...scope, expect: [204] });
+        await status.body.dump();
+        location = this.locationPath(status.headers.location, location);
+        const range = /^0-(\d+)$/.exec(String(status.headers.range ?? ''));
+        offset = range ? Number(range[1]) + 1 : 0;
+        if (offset === 1 && descriptor.size !== 1) offset = 0; // "0-0" means nothing received
+      }
+    }
+    const separator = location.includes('?') ? '&' : '?';
+    const put = await this.send('PUT', `${location}${separator}digest=${descriptor.digest}`, { ...scope, expect: [201], headers: { 'content-length': '0' } });
+    await put.body.dump();
+  }
+
+  private locationPath(header: string | string[] | undefined, fallback?: string): string {
+    const value = Array.isArray(header) ? header[0] : header;
+    if (!value) {
+      if (fallback) return fallback;
+      throw new ClientError(`${this.registry}: upload response had no Location`, { status: 0, registry: this.registry });
+    }
+    const url = new URL(value, this.baseUrl);
+    return `${url.pathname}${url.search}`;
+  }
+
+  /** Every tag, following `Link: rel="next"` pages. */
+  async listTags(repository: string, signal?: AbortSignal, pageSize?: number): Promise<string[]> {
+    return this.paged(`/v2/${repository}/tags/list${pageSize ? `?n=${pageSize}` : ''}`, 'tags', { repository, ...(signal ? { signal } : {}) });
+  }
+
+  async catalog(signal?: AbortSignal, pageSize?: number): Promise<string[]> {
+    return this.paged(`/v2/_catalog${pageSize ? `?n=${pageSize}` : ''}`, 'repositories', { extraScopes: ['registry:catalog:*'], ...(signal ? { signal } : {}) });
+  }
+
+  private async paged(first: string, key: string, options: Omit<RequestOptions, 'expect'>): Promise<string[]> {
+    const all: string[] = [];
+    let path: string | undefined = first;
+    for (let pages = 0; path !== undefined && pages < 10_000; pages++) {
+      const res = await this.send('GET', path, { ...options, expect: [200] });
+      const body = JSON.parse((await readCapped(res.body, 16 * 1024 * 1024, true)).toString('utf8')) as Record<string, unknown>;
+      const items = body[key];
+      if (Array.isArray(items)) all.push(...items.filter((t): t is string => typeof t === 'string'));
+      const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''));
+      path = link ? this.locationPath(link[1]) : undefined;
+    }
+    return all;
+  }
+
+  async referrers(repository: string, digest: Digest, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
+    const query = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
+    const res = await this.send('GET', `/v2/${repository}/referrers/${digest}${query}`, { repository, expect: [200], ...(signal ? { signal } : {}) });
+    const index = JSON.parse((await readCapped(res.body, MAX_MANIFEST_BYTES, true)).toString('utf8')) as ImageIndex;
+    const all = Array.isArray(index.manifests) ? index.manifests : [];
+    // A registry that ignored the filter (no OCI-Filters-Applied) still gets filtered here.
+    return artifactType && !res.headers['oci-filters-applied'] ? all.filter((d) => d.artifactType === artifactType) : all;
+  }
+
+  async close(): Promise<void> {
+    await this.dispatcher.close();
+  }
+}
+
+/** Reads at most `limit` bytes; with `strict`, more is an error rather than a cut. */
+async function readCapped(body: AsyncIterable<Buffer> & { destroy?: () => void }, limit: number, strict = false): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of body) {
+    total += chunk.length;
+    if (total > limit) {
+      body.destroy?.();
+      if (strict) throw new Error(`response body exceeds ${limit} bytes`);
+      break;
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).subarray(0, limit);
+}

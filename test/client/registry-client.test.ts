@@ -1,0 +1,183 @@
+import assert from 'node:assert/strict';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { after, before, describe, test } from 'node:test';
+import { ClientError } from '../../src/client/errors.ts';
+import { RegistryClient, isLoopbackHost } from '../../src/client/registry-client.ts';
+import { digestOf } from '../../src/digest/digest.ts';
+import { makeImage, seededBytes } from '../../src/testing/images.ts';
+import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
+
+const fast = { attempts: 4, baseDelayMs: 5, maxDelayMs: 20 };
+
+async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; host: string }> {
+  const server = createServer(handler);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { server, host: `127.0.0.1:${(server.address() as AddressInfo).port}` };
+}
+
+describe('RegistryClient against skiff serve', () => {
+  let registry: TestRegistry;
+  let client: RegistryClient;
+  before(async () => {
+    registry = await startTestRegistry();
+    client = new RegistryClient({ registry: registry.address, retry: fast });
+  });
+  after(async () => {
+    await client.close();
+    await registry.stop();
+  });
+
+  test('loopback hosts use plain HTTP', () => {
+    assert.equal(client.baseUrl, `http://${registry.address}`);
+    assert.ok(isLoopbackHost('localhost:5000') && isLoopbackHost('127.0.0.2') && isLoopbackHost('[::1]:80'));
+    assert.equal(new RegistryClient({ registry: 'docker.io' }).baseUrl, 'https://registry-1.docker.io');
+  });
+
+  test('push blobs and a manifest, then read them back verified', async () => {
+    await client.ping();
+    const image = await makeImage({ seed: 'client-push', layers: 2, layerSize: 300_000 });
+    for (const item of image.blobs) {
+      assert.equal(await client.headBlob('c/app', item.descriptor.digest), undefined);
+      await client.pushBlob('c/app', item.descriptor, (offset) => Readable.from([item.data.subarray(offset)]));
+      assert.equal(await client.headBlob('c/app', item.descriptor.digest), item.descriptor.size);
+    }
+    const digest = await client.putManifest('c/app', 'v1', image.manifest.data, image.manifest.descriptor.mediaType);
+    assert.equal(digest, image.manifest.descriptor.digest);
+    const head = await client.headManifest('c/app', 'v1');
+    assert.equal(head?.digest, digest);
+    assert.equal(head?.mediaType, image.manifest.descriptor.mediaType);
+    const got = await client.getManifest('c/app', 'v1');
+    assert.deepEqual(got.body, image.manifest.data);
+    const layer = image.layers[0]!;
+    const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('c/app', layer.descriptor) as AsyncIterable<Buffer>));
+    assert.deepEqual(bytes, layer.data);
+    assert.equal(await client.headManifest('c/app', 'missing'), undefined);
+  });
+
+  test('a blob whose bytes do not match its descriptor fails the stream', async () => {
+    const data = seededBytes('liar', 1000);
+    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: 1000 };
+    await client.pushBlob('c/liar', descriptor, () => Readable.from([data]));
+    const wrong = { ...descriptor, digest: digestOf('something else') };
+    const other = await client.mountBlob('c/liar2', descriptor.digest, 'c/liar');
+    assert.equal(other, true, 'mounted from c/liar');
+    await assert.rejects(text(client.openBlob('c/liar', { ...wrong, digest: descriptor.digest, size: 999 })), /size|longer/i);
+  });
+
+  test('tags are listed across Link pages; catalog too', async () => {
+    const image = await makeImage({ seed: 'client-tags', layers: 1 });
+    for (const item of image.blobs) await client.pushBlob('c/tags', item.descriptor, () => Readable.from([item.data]));
+    const tags = ['b', 'a', 'd', 'c', 'e'];
+    for (const tag of tags) await client.putManifest('c/tags', tag, image.manifest.data, image.manifest.descriptor.mediaType);
+    assert.deepEqual(await client.listTags('c/tags', undefined, 2), ['a', 'b', 'c', 'd', 'e']);
+    assert.ok((await client.catalog(undefined, 1)).includes('c/tags'));
+  });
+
+  test('registry errors carry the OCI code and a hint', async () => {
+    await assert.rejects(client.getManifest('c/none', 'v1'), (error: unknown) => {
+      assert.ok(error instanceof ClientError);
+      assert.equal(error.status, 404);
+      assert.equal(error.code, 'MANIFEST_UNKNOWN');
+      assert.match(error.message, /c\/none.*MANIFEST_UNKNOWN.*check the tag or digest/);
+      return true;
+    });
+  });
+});
+
+describe('RegistryClient resilience and auth (in-process fakes)', () => {
+  test('a download cut mid-stream resumes with Range and verifies', async () => {
+    const data = seededBytes('resume', 512 * 1024);
+    const digest = digestOf(data);
+    const ranges: (string | undefined)[] = [];
+    const { server, host } = await listen((req, res) => {
+      ranges.push(req.headers.range);
+      const start = req.headers.range ? Number(/bytes=(\d+)-/.exec(req.headers.range)![1]) : 0;
+      res.writeHead(start ? 206 : 200, { 'content-length': data.length - start });
+      if (ranges.length === 1) {
+        res.write(data.subarray(0, 100_000));
+        setTimeout(() => res.destroy(), 20); // connection drops mid-blob
+      } else res.end(data.subarray(start));
+    });
+    const client = new RegistryClient({ registry: host, retry: fast });
+    try {
+      const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('r', { mediaType: 'x/y', digest, size: data.length }) as AsyncIterable<Buffer>));
+      assert.equal(digestOf(bytes), digest);
+      assert.equal(ranges[0], undefined);
+      assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
+  test('503 and 429 with Retry-After are retried; 404 is not', async () => {
+    let calls = 0;
+    const { server, host } = await listen((req, res) => {
+      calls++;
+      if (req.url === '/v2/' && calls === 1) return void res.writeHead(503).end();
+      if (req.url === '/v2/' && calls === 2) return void res.writeHead(429, { 'retry-after': '0' }).end();
+      if (req.url === '/v2/') return void res.writeHead(200).end('{}');
+      res.writeHead(404, { 'content-type': 'application/json' }).end('{"errors":[{"code":"NAME_UNKNOWN","message":"no"}]}');
+    });
+    const client = new RegistryClient({ registry: host, retry: fast });
+    try {
+      await client.ping();
+      assert.equal(calls, 3);
+      calls = 0;
+      await assert.rejects(client.listTags('x'), /NAME_UNKNOWN/);
+      assert.equal(calls, 1, '404 not retried');
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
+  test('Bearer flow: challenge, token GET with scope and Basic credentials, token cached', async () => {
+    let tokenRequests = 0;
+    let seenScope = '';
+    let seenAuth = '';
+    const { server, host } = await listen((req, res) => {
+      const url = new URL(req.url!, 'http://x');
+      if (url.pathname === '/token') {
+        tokenRequests++;
+        seenScope = url.searchParams.getAll('scope').join(' ');
+        seenAuth = req.headers.authorization ?? '';
+        return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: 'tok-1', expires_in: 300 }));
+      }
+      if (req.headers.authorization !== 'Bearer tok-1') {
+        return void res
+          .writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="fake",scope="repository:team/app:pull"` })
+          .end('{"errors":[{"code":"UNAUTHORIZED","message":"auth"}]}');
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ name: 'team/app', tags: ['1'] }));
+    });
+    const client = new RegistryClient({ registry: host, retry: fast, credentials: { username: 'alice', password: 's3cret' } });
+    try {
+      assert.deepEqual(await client.listTags('team/app'), ['1']);
+      assert.deepEqual(await client.listTags('team/app'), ['1']);
+      assert.equal(tokenRequests, 1, 'token reused for the same scope');
+      assert.equal(seenScope, 'repository:team/app:pull');
+      assert.equal(seenAuth, `Basic ${Buffer.from('alice:s3cret').toString('base64')}`);
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
+  test('wrong credentials give an error naming the realm', async () => {
+    const { server, host } = await listen((req, res) => {
+      if (req.url!.startsWith('/token')) return void res.writeHead(401).end('bad creds');
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="fake"` }).end();
+    });
+    const client = new RegistryClient({ registry: host, retry: fast, credentials: { username: 'alice', password: 'nope' } });
+    try {
+      await assert.rejects(client.ping(), /token request to http:\/\/127\.0\.0\.1:\d+\/token failed with 401 \(wrong username or password\?\)/);
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+});
