@@ -33,24 +33,30 @@ export class FsBlobStore implements BlobStore {
 
   readonly root: string;
 
-  constructor(root: string) {
+  /** `blobs/sha256/ab/<hex>` (registry) or `blobs/sha256/<hex>` (an OCI image layout). */
+  readonly fanout: boolean;
+  readonly ingestDir: string;
+
+  constructor(root: string, options: { fanout?: boolean; ingestDir?: string } = {}) {
     this.root = root;
+    this.fanout = options.fanout ?? true;
+    this.ingestDir = options.ingestDir ?? join(root, 'ingest');
   }
 
   async init(): Promise<this> {
-    await mkdir(join(this.root, 'ingest'), { recursive: true });
+    await mkdir(this.ingestDir, { recursive: true });
     for (const algorithm of Object.keys(ALGORITHMS)) await mkdir(join(this.root, 'blobs', algorithm), { recursive: true });
     return this;
   }
 
   blobPath(digest: Digest): string {
     const { algorithm, hex } = parseDigest(digest);
-    return join(this.root, 'blobs', algorithm, hex.slice(0, 2), hex);
+    return this.fanout ? join(this.root, 'blobs', algorithm, hex.slice(0, 2), hex) : join(this.root, 'blobs', algorithm, hex);
   }
 
   ingestPath(ref: string): string {
     if (!INGEST_REF.test(ref)) throw new Error(`invalid ingest ref ${JSON.stringify(ref)}`);
-    return join(this.root, 'ingest', ref);
+    return join(this.ingestDir, ref);
   }
 
   async stat(digest: Digest): Promise<number | undefined> {
@@ -149,8 +155,9 @@ export class FsBlobStore implements BlobStore {
   async *list(): AsyncIterable<Digest> {
     for (const algorithm of Object.keys(ALGORITHMS)) {
       const base = join(this.root, 'blobs', algorithm);
-      for (const prefix of await readdir(base).catch(() => [] as string[])) {
-        for (const hex of await readdir(join(base, prefix)).catch(() => [] as string[])) yield `${algorithm as Algorithm}:${hex}`;
+      for (const entry of await readdir(base).catch(() => [] as string[])) {
+        if (!this.fanout) yield `${algorithm as Algorithm}:${entry}`;
+        else for (const hex of await readdir(join(base, entry)).catch(() => [] as string[])) yield `${algorithm as Algorithm}:${hex}`;
       }
     }
   }

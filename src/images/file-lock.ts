@@ -1,0 +1,41 @@
+import { open, readFile, rm } from 'node:fs/promises';
+import { sleep } from '../client/retry.ts';
+
+/**
+ * A lock file shared by every skiff process on one store (`open(…, 'wx')` is atomic). A lock
+ * whose owner died (kill -9) is taken over: its file names a PID that no longer exists.
+ */
+export async function withFileLock<T>(path: string, work: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
+    try {
+      const handle = await open(path, 'wx');
+      await handle.writeFile(String(process.pid));
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      const owner = Number((await readFile(path, 'utf8').catch(() => '')).trim());
+      if (owner > 0 && !isAlive(owner)) {
+        await rm(path, { force: true });
+        continue;
+      }
+      if (Date.now() > deadline) throw new Error(`timed out waiting for the store lock ${path} (held by PID ${owner || 'unknown'})`);
+      await sleep(wait);
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    await rm(path, { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
