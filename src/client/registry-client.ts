@@ -213,13 +213,24 @@ export class RegistryClient {
    * already delivered; the stream fails on a digest or size mismatch at the end.
    */
   openBlob(repository: string, descriptor: Descriptor, signal?: AbortSignal): Readable {
+    const source = this.openBlobFrom(repository, descriptor, 0, signal);
+    const verified = new VerifyingStream(descriptor.digest, descriptor.size);
+    source.on('error', (error) => verified.destroy(error)); // pipe() does not forward errors
+    return source.pipe(verified);
+  }
+
+  /**
+   * The blob's bytes from `offset` on, unverified (the caller verifies the whole, e.g. an ingest
+   * commit), resuming with `Range` after a broken connection. Never yields past the descriptor's size.
+   */
+  openBlobFrom(repository: string, descriptor: Descriptor, offset: number, signal?: AbortSignal): Readable {
     const client = this;
     async function* chunks(): AsyncGenerator<Buffer> {
-      let received = 0;
-      for (let attempt = 1; ; attempt++) {
+      let received = offset;
+      for (let attempt = 1; received < descriptor.size || (descriptor.size === 0 && attempt === 1); attempt++) {
         const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
         const res = await client.send('GET', `/v2/${repository}/blobs/${descriptor.digest}`, { repository, expect: [200, 206], headers, ...(signal ? { signal } : {}) });
-        let skip = received > 0 && res.statusCode === 200 ? received : 0; // server ignored Range
+        let skip = received > 0 && res.statusCode === 200 ? received : 0; // the server ignored Range
         try {
           for await (const chunk of res.body as AsyncIterable<Buffer>) {
             let piece = chunk;
@@ -229,17 +240,22 @@ export class RegistryClient {
               skip -= drop;
             }
             if (piece.length === 0) continue;
+            if (received + piece.length > descriptor.size) {
+              res.body.destroy();
+              throw new ClientError(`blob ${descriptor.digest} from ${client.registry}/${repository} is longer than its ${descriptor.size} bytes`, { status: res.statusCode, registry: client.registry, code: 'SIZE_INVALID' });
+            }
             received += piece.length;
             yield piece;
           }
+          if (received < descriptor.size) throw new Error(`connection ended at ${received} of ${descriptor.size} bytes`);
           return;
         } catch (error) {
-          if (signal?.aborted || attempt >= client.retry.attempts) throw error;
+          if (error instanceof ClientError || signal?.aborted || attempt >= client.retry.attempts) throw error;
           await sleep(backoffDelay(client.retry, attempt), signal);
         }
       }
     }
-    return Readable.from(chunks(), { objectMode: false }).pipe(new VerifyingStream(descriptor.digest, descriptor.size));
+    return Readable.from(chunks(), { objectMode: false });
   }
 
   /** Cross-repository mount; true when the registry mounted it (201). */
