@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../server/config.ts';
+import { registerPull } from './pull.ts';
 import { registerServe } from './serve.ts';
 
 const program = new Command('skiff')
@@ -7,6 +8,7 @@ const program = new Command('skiff')
   .version('0.1.0')
   .showHelpAfterError();
 registerServe(program);
+registerPull(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,0 +1,38 @@
+import type { Command } from 'commander';
+import { Puller } from '../images/pull.ts';
+import { ImageStore, defaultStoreRoot } from '../images/store.ts';
+import { parsePlatform } from '../oci/platform.ts';
+import { PullProgress } from './pull-progress.ts';
+import { clientFactory } from './registry-clients.ts';
+
+/** `skiff pull`: flags → Puller → docker-style progress. */
+export function registerPull(program: Command): void {
+  program
+    .command('pull')
+    .description('download an image from a registry into the local store')
+    .argument('<reference>', 'image reference, e.g. alpine, alpine:3.20, ghcr.io/o/app@sha256:…')
+    .option('--platform <os/arch[/variant]>', 'platform to pick from a multi-platform image (default: this host)')
+    .option('-a, --all-tags', 'download every tagged image of the repository')
+    .option('--max-concurrent-downloads <n>', 'parallel layer downloads', (v) => Number(v), 3)
+    .option('-q, --quiet', 'print only the image reference')
+    .option('--progress <mode>', 'auto|plain|json|tty', 'auto')
+    .option('--root <dir>', 'local store (default $SKIFF_ROOT or ~/.local/share/skiff)')
+    .action(async (reference: string, options: { platform?: string; allTags?: boolean; maxConcurrentDownloads: number; quiet?: boolean; progress: string; root?: string }) => {
+      const store = await ImageStore.open(options.root ?? defaultStoreRoot());
+      const clients = clientFactory();
+      const puller = new Puller(store, clients.get);
+      const progress = new PullProgress(process.stdout, options.progress as 'auto');
+      const pullOptions = {
+        ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),
+        maxConcurrentDownloads: options.maxConcurrentDownloads,
+        ...(options.quiet ? {} : { onEvent: progress.handle }),
+      };
+      try {
+        const results = options.allTags ? await puller.pullAllTags(reference, pullOptions) : [await puller.pull(reference, pullOptions)];
+        if (options.quiet) for (const result of results) process.stdout.write(`${result.reference}\n`);
+      } finally {
+        await clients.close();
+      }
+    });
+}
+

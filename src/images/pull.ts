@@ -1,0 +1,187 @@
+import { Readable } from 'node:stream';
+import type { RegistryClient } from '../client/registry-client.ts';
+import { shortId, type Digest } from '../digest/digest.ts';
+import type { Descriptor, Platform } from '../oci/descriptor.ts';
+import { parseManifest, type ParsedManifest } from '../oci/manifest.ts';
+import { bestMatch, formatPlatform, hostPlatform } from '../oci/platform.ts';
+import { canonicalName, formatFamiliar, formatReference, parseReference, type Reference } from '../reference/reference.ts';
+import { Limiter } from './limiter.ts';
+import { diffIdOf, recordImage } from './record.ts';
+import type { ImageRecord, ImageStore } from './store.ts';
+
+/** Docker's per-layer progress words, in order. */
+export type LayerStatus =
+  | 'Pulling fs layer'
+  | 'Waiting'
+  | 'Downloading'
+  | 'Verifying Checksum'
+  | 'Download complete'
+  | 'Extracting'
+  | 'Pull complete'
+  | 'Already exists';
+
+export type PullEvent =
+  | { type: 'start'; reference: string; repository: string; tag?: string }
+  | { type: 'layer'; id: string; digest: Digest; status: LayerStatus; current?: number; total?: number }
+  | { type: 'done'; reference: string; digest: Digest; updated: boolean };
+
+export interface PullOptions {
+  platform?: Platform;
+  /** Parallel blob downloads for this pull (docker's default is 3). */
+  maxConcurrentDownloads?: number;
+  signal?: AbortSignal;
+  onEvent?: (event: PullEvent) => void;
+}
+
+export interface PullResult {
+  reference: string;
+  /** What the registry resolved the reference to (an index digest when it was an index). */
+  digest: Digest;
+  record: ImageRecord;
+  /** False when the store already had this exact image under this name. */
+  updated: boolean;
+}
+
+/**
+ * Pulls images into a local store. One Puller shares in-flight downloads by digest, so
+ * concurrent pulls needing the same layer fetch it once (moby's transfer manager does the same).
+ */
+export class Puller {
+  private readonly store: ImageStore;
+  private readonly clientFor: (registry: string) => RegistryClient;
+  private readonly inflight = new Map<Digest, Promise<{ diffId: Digest; size: number } | undefined>>();
+
+  constructor(store: ImageStore, clientFor: (registry: string) => RegistryClient) {
+    this.store = store;
+    this.clientFor = clientFor;
+  }
+
+  async pull(referenceText: string, options: PullOptions = {}): Promise<PullResult> {
+    const ref = parseReference(referenceText);
+    const name = formatReference(ref);
+    const emit = options.onEvent ?? (() => undefined);
+    emit({ type: 'start', reference: formatFamiliar(ref), repository: ref.path, ...(ref.digest === undefined && ref.tag ? { tag: ref.tag } : {}) });
+    const client = this.clientFor(ref.domain);
+    const top = await client.getManifest(ref.path, ref.digest ?? ref.tag!, options.signal);
+    const { descriptor, parsed } = await this.resolvePlatform(client, ref, top, options);
+    const manifestBody = descriptor.digest === top.descriptor.digest ? top.body : (await client.getManifest(ref.path, descriptor.digest, options.signal)).body;
+
+    const limiter = new Limiter(options.maxConcurrentDownloads ?? 3);
+    const config = parsed.config!;
+    const uncompressed = new Map<Digest, { diffId: Digest; size: number }>();
+    await Promise.all([
+      this.fetchBlob(client, ref, config, limiter, options, false),
+      ...parsed.layers.map(async (layer) => {
+        const measured = await this.fetchBlob(client, ref, layer, limiter, options, true);
+        if (measured) uncompressed.set(layer.digest, measured);
+      }),
+    ]);
+    await this.store.blobs.put(Readable.from([manifestBody]), descriptor.digest, manifestBody.length);
+    const repoDigest = `${canonicalName(ref)}@${top.descriptor.digest}`;
+    const record = await recordImage(this.store, { ...descriptor, size: manifestBody.length }, { repoDigests: [repoDigest], uncompressed });
+    for (const layer of parsed.layers) emit({ type: 'layer', id: shortId(layer.digest), digest: layer.digest, status: 'Pull complete' });
+
+    let updated: boolean;
+    if (ref.tag !== undefined && ref.digest === undefined) {
+      const current = (await this.store.refs()).find((r) => r.name === name);
+      updated = current?.manifest.digest !== descriptor.digest;
+      if (updated) await this.store.tag(name, { ...descriptor, size: manifestBody.length });
+    } else {
+      const known = (await this.store.refs()).some((r) => r.manifest.digest === descriptor.digest);
+      updated = !known;
+      if (!known) await this.store.addUntagged({ ...descriptor, size: manifestBody.length });
+    }
+    emit({ type: 'done', reference: formatFamiliar(ref), digest: top.descriptor.digest, updated });
+    return { reference: formatFamiliar(ref), digest: top.descriptor.digest, record, updated };
+  }
+
+  /** Every tag of a repository (`--all-tags`), one after another. */
+  async pullAllTags(repositoryText: string, options: PullOptions = {}): Promise<PullResult[]> {
+    const ref = parseReference(repositoryText, { defaultTag: false });
+    if (ref.tag !== undefined || ref.digest !== undefined) throw new Error('tag can not be used with --all-tags');
+    const tags = await this.clientFor(ref.domain).listTags(ref.path, options.signal);
+    const results: PullResult[] = [];
+    for (const tag of tags) results.push(await this.pull(`${canonicalName(ref)}:${tag}`, options));
+    return results;
+  }
+
+  private async resolvePlatform(
+    client: RegistryClient,
+    ref: Reference,
+    top: { descriptor: Descriptor; body: Buffer },
+    options: PullOptions,
+  ): Promise<{ descriptor: Descriptor; parsed: ParsedManifest }> {
+    const parsed = parseManifest(top.body, top.descriptor.mediaType);
+    if (parsed.kind === 'image') return { descriptor: { ...top.descriptor, mediaType: parsed.mediaType }, parsed };
+    const wanted = options.platform ?? hostPlatform();
+    const choice = bestMatch(wanted, parsed.manifests);
+    if (!choice) {
+      const offered = parsed.manifests.map((m) => (m.platform ? formatPlatform(m.platform) : 'unknown')).join(', ');
+      throw new Error(`no matching manifest for ${formatPlatform(wanted)} in the manifest list entries of ${formatFamiliar(ref)} (it has: ${offered})`);
+    }
+    const child = await client.getManifest(ref.path, choice.digest, options.signal);
+    const childParsed = parseManifest(child.body, child.descriptor.mediaType || choice.mediaType);
+    if (childParsed.kind !== 'image') throw new Error(`${formatFamiliar(ref)}: nested indexes are not supported for pull`);
+    return { descriptor: { mediaType: childParsed.mediaType, digest: choice.digest, size: child.body.length }, parsed: childParsed };
+  }
+
+  /**
+   * Makes sure one blob is in the store: skip when present, share an in-flight download,
+   * else download into a resumable ingest (kept across failures and kill -9) and commit verified.
+   * For layers, also measures the DiffID and uncompressed size.
+   */
+  private async fetchBlob(
+    client: RegistryClient,
+    ref: Reference,
+    blob: Descriptor,
+    limiter: Limiter,
+    options: PullOptions,
+    isLayer: boolean,
+  ): Promise<{ diffId: Digest; size: number } | undefined> {
+    const emit = options.onEvent ?? (() => undefined);
+    const id = shortId(blob.digest);
+    const layerEvent = (status: LayerStatus, extra: { current?: number; total?: number } = {}) => {
+      if (isLayer) emit({ type: 'layer', id, digest: blob.digest, status, ...extra });
+    };
+    if ((await this.store.blobs.stat(blob.digest)) === blob.size) {
+      layerEvent('Already exists');
+      return isLayer ? diffIdOf(this.store, blob) : undefined;
+    }
+    const existing = this.inflight.get(blob.digest);
+    if (existing) return existing;
+    layerEvent('Pulling fs layer');
+    const work = limiter.run(
+      async () => {
+        const ingest = await this.store.blobs.ingest(`${blob.digest.replace(':', '-')}`);
+        let offset = await ingest.size();
+        if (offset > blob.size) offset = 0; // a stale or bogus partial file: start over
+        let current = offset;
+        let lastEmit = 0;
+        layerEvent('Downloading', { current, total: blob.size });
+        const source = client.openBlobFrom(ref.path, blob, offset, options.signal);
+        source.on('data', (chunk: Buffer) => {
+          current += chunk.length;
+          const now = Date.now();
+          if (now - lastEmit >= 100) {
+            lastEmit = now;
+            layerEvent('Downloading', { current, total: blob.size });
+          }
+        });
+        await ingest.append(source, { offset, maxBytes: blob.size - offset, ...(options.signal ? { signal: options.signal } : {}) });
+        layerEvent('Verifying Checksum');
+        await ingest.commit(blob.digest, blob.size);
+        layerEvent('Download complete');
+        if (!isLayer) return undefined;
+        layerEvent('Extracting', { current: 0, total: blob.size });
+        return diffIdOf(this.store, blob);
+      },
+      () => layerEvent('Waiting'),
+    );
+    this.inflight.set(blob.digest, work);
+    try {
+      return await work;
+    } finally {
+      this.inflight.delete(blob.digest);
+    }
+  }
+}

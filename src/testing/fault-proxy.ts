@@ -1,0 +1,87 @@
+import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/** What to do to one proxied request; decided per request by the test. */
+export interface Fault {
+  /** Answer with this status (and optional Retry-After) instead of forwarding. */
+  status?: number;
+  retryAfter?: string;
+  /** Forward, but cut the connection after this many response body bytes. */
+  dropAfterBytes?: number;
+  /** Forward, but flip one byte at this body offset. */
+  corruptAt?: number;
+}
+
+export interface ProxiedRequest {
+  method: string;
+  url: string;
+  range: string | undefined;
+}
+
+/**
+ * A small HTTP proxy for tests: counts and records requests, and injects faults (5xx, 429 +
+ * Retry-After, a connection dropped mid-body, corrupted bytes) chosen by `decide`.
+ */
+export class FaultProxy {
+  readonly requests: ProxiedRequest[] = [];
+  decide: (req: ProxiedRequest, index: number) => Fault | undefined = () => undefined;
+  private server: Server | undefined;
+  private readonly target: URL;
+
+  constructor(targetBaseUrl: string) {
+    this.target = new URL(targetBaseUrl);
+  }
+
+  async start(): Promise<string> {
+    this.server = createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `127.0.0.1:${(this.server.address() as AddressInfo).port}`;
+  }
+
+  count(predicate: (r: ProxiedRequest) => boolean): number {
+    return this.requests.filter(predicate).length;
+  }
+
+  private handle(req: IncomingMessage, res: ServerResponse): void {
+    const info: ProxiedRequest = { method: req.method ?? 'GET', url: req.url ?? '/', range: req.headers.range };
+    this.requests.push(info);
+    const fault = this.decide(info, this.requests.length - 1) ?? {};
+    if (fault.status !== undefined) {
+      req.resume();
+      res.writeHead(fault.status, { 'content-type': 'application/json', ...(fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {}) });
+      res.end(JSON.stringify({ errors: [{ code: fault.status === 429 ? 'TOOMANYREQUESTS' : 'UNAVAILABLE', message: 'injected fault' }] }));
+      return;
+    }
+    const upstream = request(
+      { host: this.target.hostname, port: this.target.port, method: req.method, path: req.url, headers: { ...req.headers, host: this.target.host } },
+      (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        let sent = 0;
+        up.on('data', (chunk: Buffer) => {
+          let piece = chunk;
+          if (fault.corruptAt !== undefined && fault.corruptAt >= sent && fault.corruptAt < sent + piece.length) {
+            piece = Buffer.from(piece);
+            piece[fault.corruptAt - sent] = piece[fault.corruptAt - sent]! ^ 0xff;
+          }
+          if (fault.dropAfterBytes !== undefined && sent + piece.length > fault.dropAfterBytes) {
+            res.write(piece.subarray(0, Math.max(0, fault.dropAfterBytes - sent)));
+            up.destroy();
+            setTimeout(() => res.socket?.destroy(), 10);
+            return;
+          }
+          sent += piece.length;
+          res.write(piece);
+        });
+        up.on('end', () => res.end());
+        up.on('error', () => res.destroy());
+      },
+    );
+    upstream.on('error', () => res.destroy());
+    req.pipe(upstream);
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
