@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../server/config.ts';
 import { registerPull } from './pull.ts';
+import { registerPush } from './push.ts';
 import { registerServe } from './serve.ts';
 
 const program = new Command('skiff')
@@ -9,6 +10,7 @@ const program = new Command('skiff')
   .showHelpAfterError();
 registerServe(program);
 registerPull(program);
+registerPush(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -281,7 +281,7 @@ export class RegistryClient {
    * the session where it stands and re-opens the source from there. `source(offset)` must
    * produce the blob's bytes from `offset`.
    */
-  async pushBlob(repository: string, descriptor: Descriptor, source: (offset: number) => Readable, signal?: AbortSignal): Promise<void> {
+  async pushBlob(repository: string, descriptor: Descriptor, source: (offset: number) => Readable | Promise<Readable>, signal?: AbortSignal): Promise<void> {
     const scope = { repository, actions: ['pull', 'push'] as Action[], ...(signal ? { signal } : {}) };
     const post = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { ...scope, expect: [202], headers: { 'content-length': '0' } });
     await post.body.dump();
@@ -289,12 +289,13 @@ export class RegistryClient {
     let offset = 0;
     for (let attempt = 1; offset < descriptor.size || attempt === 1; attempt++) {
       try {
+        const stream = await source(offset);
         const patch = await this.send('PATCH', location, {
           ...scope,
           expect: [202],
           idempotent: false,
           headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${descriptor.size - 1}`, 'content-length': String(descriptor.size - offset) },
-          body: () => source(offset),
+          body: () => stream,
         });
         await patch.body.dump();
         location = this.locationPath(patch.headers.location, location);

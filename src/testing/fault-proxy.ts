@@ -10,6 +10,8 @@ export interface Fault {
   dropAfterBytes?: number;
   /** Forward, but flip one byte at this body offset. */
   corruptAt?: number;
+  /** Forward the request body only this far, then cut both connections (a broken upload). */
+  cutRequestAfterBytes?: number;
 }
 
 export interface ProxiedRequest {
@@ -77,7 +79,25 @@ export class FaultProxy {
       },
     );
     upstream.on('error', () => res.destroy());
-    req.pipe(upstream);
+    if (fault.cutRequestAfterBytes === undefined) {
+      req.pipe(upstream);
+      return;
+    }
+    let forwarded = 0;
+    const limit = fault.cutRequestAfterBytes;
+    req.on('data', (chunk: Buffer) => {
+      if (forwarded >= limit) return;
+      const piece = chunk.subarray(0, limit - forwarded);
+      forwarded += piece.length;
+      upstream.write(piece);
+      if (forwarded >= limit) {
+        // Give the upstream a moment to take the bytes, then break both sides.
+        setTimeout(() => {
+          upstream.destroy();
+          req.socket.destroy();
+        }, 50);
+      }
+    });
   }
 
   async stop(): Promise<void> {
