@@ -12,6 +12,8 @@ export interface Fault {
   corruptAt?: number;
   /** Forward the request body only this far, then cut both connections (a broken upload). */
   cutRequestAfterBytes?: number;
+  /** Forward this many response body bytes, then hang (the client is killed meanwhile). */
+  stallAfterBytes?: number;
 }
 
 export interface ProxiedRequest {
@@ -64,6 +66,12 @@ export class FaultProxy {
           if (fault.corruptAt !== undefined && fault.corruptAt >= sent && fault.corruptAt < sent + piece.length) {
             piece = Buffer.from(piece);
             piece[fault.corruptAt - sent] = piece[fault.corruptAt - sent]! ^ 0xff;
+          }
+          if (fault.stallAfterBytes !== undefined && sent + piece.length > fault.stallAfterBytes) {
+            res.write(piece.subarray(0, Math.max(0, fault.stallAfterBytes - sent)));
+            sent = fault.stallAfterBytes;
+            up.pause();
+            return;
           }
           if (fault.dropAfterBytes !== undefined && sent + piece.length > fault.dropAfterBytes) {
             res.write(piece.subarray(0, Math.max(0, fault.dropAfterBytes - sent)));
