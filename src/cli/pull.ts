@@ -3,7 +3,7 @@ import { Puller } from '../images/pull.ts';
 import { ImageStore, defaultStoreRoot } from '../images/store.ts';
 import { parsePlatform } from '../oci/platform.ts';
 import { PullProgress } from './pull-progress.ts';
-import { clientFactory } from './registry-clients.ts';
+import { clientFactory, loadClientMirrors } from './registry-clients.ts';
 
 /** `skiff pull`: flags → Puller → docker-style progress. */
 export function registerPull(program: Command): void {
@@ -17,10 +17,12 @@ export function registerPull(program: Command): void {
     .option('-q, --quiet', 'print only the image reference')
     .option('--progress <mode>', 'auto|plain|json|tty', 'auto')
     .option('--root <dir>', 'local store (default $SKIFF_ROOT or ~/.local/share/skiff)')
-    .action(async (reference: string, options: { platform?: string; allTags?: boolean; maxConcurrentDownloads: number; quiet?: boolean; progress: string; root?: string }) => {
+    .option('--mirror-config <file>', 'mirrors per registry (default $SKIFF_MIRROR_CONFIG or ~/.config/skiff/mirrors.yaml)')
+    .option('--insecure-registry <host>', 'allow plain HTTP to this host (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .action(async (reference: string, options: { platform?: string; allTags?: boolean; maxConcurrentDownloads: number; quiet?: boolean; progress: string; root?: string; mirrorConfig?: string; insecureRegistry: string[] }) => {
       const store = await ImageStore.open(options.root ?? defaultStoreRoot());
-      const clients = clientFactory();
-      const puller = new Puller(store, clients.get);
+      const clients = clientFactory({ mirrors: await loadClientMirrors(options.mirrorConfig), insecureRegistries: options.insecureRegistry });
+      const puller = new Puller(store, clients.pullSource);
       const progress = new PullProgress(process.stdout, options.progress as 'auto');
       const pullOptions = {
         ...(options.platform ? { platform: parsePlatform(options.platform) } : {}),

@@ -21,9 +21,10 @@ export function registerPush(program: Command): void {
     .option('--max-concurrent-uploads <n>', 'parallel blob uploads', (v) => Number(v), 5)
     .option('-q, --quiet', 'print nothing but errors')
     .option('--root <dir>', 'local store (default $SKIFF_ROOT or ~/.local/share/skiff)')
-    .action(async (reference: string, options: { maxConcurrentUploads: number; quiet?: boolean; root?: string }) => {
+    .option('--insecure-registry <host>', 'allow plain HTTP to this host (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .action(async (reference: string, options: { maxConcurrentUploads: number; quiet?: boolean; root?: string; insecureRegistry: string[] }) => {
       const store = await ImageStore.open(options.root ?? defaultStoreRoot());
-      const clients = clientFactory();
+      const clients = clientFactory({ insecureRegistries: options.insecureRegistry });
       try {
         await new Pusher(store, clients.get).push(reference, { maxConcurrentUploads: options.maxConcurrentUploads, ...(options.quiet ? {} : { onEvent: printPushEvent }) });
       } finally {

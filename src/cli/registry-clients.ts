@@ -1,21 +1,64 @@
+import { access } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
 import { Agent } from 'undici';
-import { RegistryClient, type Credentials } from '../client/registry-client.ts';
+import { credentialSource } from '../client/credentials.ts';
+import { MirroredClient, type PullSource } from '../client/mirrored-client.ts';
+import { loadMirrorConfig, type Endpoint, type MirrorSet } from '../client/mirrors.ts';
+import { RegistryClient } from '../client/registry-client.ts';
+import { DEFAULT_RETRY } from '../client/retry.ts';
+
+export interface ClientSettings {
+  /** Hosts that speak plain HTTP although they are not loopback (docker's insecure-registries). */
+  insecureRegistries?: string[];
+  mirrors?: MirrorSet;
+}
+
+/** `--mirror-config`, else `$SKIFF_MIRROR_CONFIG`, else `~/.config/skiff/mirrors.yaml` when present. */
+export async function loadClientMirrors(file: string | undefined): Promise<MirrorSet> {
+  const chosen = file ?? process.env.SKIFF_MIRROR_CONFIG;
+  if (chosen) return loadMirrorConfig(chosen);
+  const fallback = join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'skiff', 'mirrors.yaml');
+  return (await access(fallback).then(() => true, () => false)) ? loadMirrorConfig(fallback) : {};
+}
 
 /**
- * One RegistryClient per registry host for a CLI run, sharing one connection pool.
- * `credentials` looks up what to send to a host (docker config, helpers).
+ * The registry clients of one CLI run: one per host (and per mirror endpoint), sharing one
+ * connection pool, with credentials from Docker's config and helpers.
  */
-export function clientFactory(credentials?: (registry: string) => Promise<Credentials | undefined>) {
+export function clientFactory(settings: ClientSettings = {}) {
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 16 });
   const clients = new Map<string, RegistryClient>();
+  const insecure = new Set(settings.insecureRegistries ?? []);
+  const mirrors = settings.mirrors ?? {};
+
+  const get = (registry: string): RegistryClient => {
+    let client = clients.get(registry);
+    if (!client) {
+      client = new RegistryClient({ registry, dispatcher, credentials: credentialSource(registry), ...(insecure.has(registry) ? { plainHttp: true } : {}) });
+      clients.set(registry, client);
+    }
+    return client;
+  };
+
+  const forEndpoint = (registry: string, endpoint: Endpoint): RegistryClient => {
+    if (!endpoint.isMirror) return get(registry);
+    const key = `${registry} via ${endpoint.baseUrl}`;
+    let client = clients.get(key);
+    if (!client) {
+      // A mirror gets its own credentials, never the origin's, and fewer retries: the origin is next.
+      client = new RegistryClient({ registry, endpoint: endpoint.baseUrl, dispatcher, credentials: credentialSource(endpoint.host), retry: { ...DEFAULT_RETRY, attempts: 2 } });
+      clients.set(key, client);
+    }
+    return client;
+  };
+
   return {
-    get(registry: string): RegistryClient {
-      let client = clients.get(registry);
-      if (!client) {
-        client = new RegistryClient({ registry, dispatcher, ...(credentials ? { credentials: () => credentials(registry) } : {}) });
-        clients.set(registry, client);
-      }
-      return client;
+    get,
+    /** What pull reads from: the registry itself, or the registry behind its mirrors. */
+    pullSource(registry: string): PullSource {
+      if (!Object.hasOwn(mirrors, registry)) return get(registry);
+      return new MirroredClient(registry, mirrors, (endpoint) => forEndpoint(registry, endpoint));
     },
     async close(): Promise<void> {
       await dispatcher.close();

@@ -27,6 +27,11 @@ export interface RegistryClientOptions {
   retry?: RetryPolicy;
   dispatcher?: Dispatcher;
   userAgent?: string;
+  /**
+   * Talk to this base URL instead of the registry's own host: a mirror, e.g.
+   * `https://mirror.example/prefix`. Requests then carry `?ns=<registry>` (containerd's convention).
+   */
+  endpoint?: string;
 }
 
 type Action = 'pull' | 'push' | 'delete';
@@ -65,6 +70,9 @@ export class RegistryClient {
   private readonly tokens = new TokenCache();
   private readonly userAgent: string;
   private readonly credentialSource: RegistryClientOptions['credentials'];
+  private readonly pathPrefix: string;
+  /** The origin registry, sent as `?ns=` when this client talks to a mirror. */
+  private readonly namespace: string | undefined;
   /** The challenge the registry answered with last; lets later requests authenticate up front. */
   private challenge: Challenge | undefined;
 
@@ -72,7 +80,10 @@ export class RegistryClient {
     this.registry = options.registry;
     const host = options.registry === DOCKER_HUB_DOMAIN ? DOCKER_HUB_API_HOST : options.registry;
     const plain = options.plainHttp ?? isLoopbackHost(host);
-    this.baseUrl = `${plain ? 'http' : 'https'}://${host}`;
+    const endpoint = options.endpoint ? new URL(options.endpoint) : undefined;
+    this.baseUrl = endpoint ? endpoint.origin : `${plain ? 'http' : 'https'}://${host}`;
+    this.pathPrefix = endpoint ? endpoint.pathname.replace(/\/+$/, '') : '';
+    this.namespace = endpoint ? options.registry : undefined;
     this.dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 16 });
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.userAgent = options.userAgent ?? 'skiff/0.1';
@@ -112,7 +123,7 @@ export class RegistryClient {
       try {
         response = await this.dispatcher.request({
           origin: this.baseUrl,
-          path,
+          path: this.endpointPath(path),
           method: method as Dispatcher.HttpMethod,
           headers: { 'user-agent': this.userAgent, ...options.headers, ...(authorization ? { authorization } : {}) },
           ...(body !== undefined ? { body } : {}),
@@ -155,6 +166,14 @@ export class RegistryClient {
         { status: response.statusCode, registry: this.registry, ...(code ? { code } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
       );
     }
+  }
+
+  /** Adds a mirror's path prefix and `ns=` to a registry API path. */
+  private endpointPath(path: string): string {
+    if (!path.startsWith('/v2/') && path !== '/v2') return path;
+    const prefixed = `${this.pathPrefix}${path}`;
+    if (!this.namespace) return prefixed;
+    return `${prefixed}${prefixed.includes('?') ? '&' : '?'}ns=${encodeURIComponent(this.namespace)}`;
   }
 
   async ping(signal?: AbortSignal): Promise<void> {
@@ -324,7 +343,11 @@ export class RegistryClient {
       throw new ClientError(`${this.registry}: upload response had no Location`, { status: 0, registry: this.registry });
     }
     const url = new URL(value, this.baseUrl);
-    return `${url.pathname}${url.search}`;
+    const pathname = this.pathPrefix && url.pathname.startsWith(`${this.pathPrefix}/`) ? url.pathname.slice(this.pathPrefix.length) : url.pathname;
+    const search = new URLSearchParams(url.search);
+    search.delete('ns'); // endpointPath adds it back
+    const query = search.toString();
+    return `${pathname}${query ? `?${query}` : ''}`;
   }
 
   /** Every tag, following `Link: rel="next"` pages. */

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { RegistryClient } from '../client/registry-client.ts';
+import type { PullSource } from '../client/mirrored-client.ts';
 import { shortId, type Digest } from '../digest/digest.ts';
 import type { Descriptor, Platform } from '../oci/descriptor.ts';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.ts';
@@ -48,10 +48,10 @@ export interface PullResult {
  */
 export class Puller {
   private readonly store: ImageStore;
-  private readonly clientFor: (registry: string) => RegistryClient;
+  private readonly clientFor: (registry: string) => PullSource;
   private readonly inflight = new Map<Digest, Promise<{ diffId: Digest; size: number } | undefined>>();
 
-  constructor(store: ImageStore, clientFor: (registry: string) => RegistryClient) {
+  constructor(store: ImageStore, clientFor: (registry: string) => PullSource) {
     this.store = store;
     this.clientFor = clientFor;
   }
@@ -106,7 +106,7 @@ export class Puller {
   }
 
   private async resolvePlatform(
-    client: RegistryClient,
+    client: PullSource,
     ref: Reference,
     top: { descriptor: Descriptor; body: Buffer },
     options: PullOptions,
@@ -131,7 +131,7 @@ export class Puller {
    * For layers, also measures the DiffID and uncompressed size.
    */
   private async fetchBlob(
-    client: RegistryClient,
+    client: PullSource,
     ref: Reference,
     blob: Descriptor,
     limiter: Limiter,
