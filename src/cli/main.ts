@@ -20,6 +20,6 @@ try {
     process.stderr.write(`skiff: configuration error:\n${error.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`skiff: ${(error as Error).message}\n`);
+  process.stderr.write(`skiff: ${process.env.SKIFF_DEBUG ? (error as Error).stack : (error as Error).message}\n`);
   process.exit(1);
 }

@@ -179,11 +179,13 @@ class Meter extends Transform {
   written = 0;
   private readonly hash: Hash | undefined;
   private readonly maxBytes: number | undefined;
+  private readonly onProgress: ((written: number) => void) | undefined;
 
-  constructor(hash: Hash | undefined, maxBytes: number | undefined) {
+  constructor(hash: Hash | undefined, maxBytes: number | undefined, onProgress?: (written: number) => void) {
     super();
     this.hash = hash;
     this.maxBytes = maxBytes;
+    this.onProgress = onProgress;
   }
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
@@ -193,6 +195,7 @@ class Meter extends Transform {
       return;
     }
     this.hash?.update(chunk);
+    this.onProgress?.(this.written);
     callback(null, chunk);
   }
 }
@@ -212,7 +215,7 @@ class FsIngest implements Ingest {
     return (await stat(this.path)).size;
   }
 
-  async append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal }): Promise<number> {
+  async append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal; onProgress?: (bytesThisAppend: number) => void }): Promise<number> {
     return this.store.locks.run(this.ref, async () => {
       const handle = await open(this.path, 'r+');
       try {
@@ -227,7 +230,7 @@ class FsIngest implements Ingest {
       if (options.offset === 0) state = { algorithm: 'sha256', hash: createDigester('sha256'), offset: 0 };
       else if (state && state.offset !== options.offset) state = undefined;
       this.store.setHashState(this.ref, undefined);
-      const meter = new Meter(state?.hash, options.maxBytes);
+      const meter = new Meter(state?.hash, options.maxBytes, options.onProgress);
       // flush: fsync before close, so an acknowledged chunk survives a crash.
       const sink = createWriteStream(this.path, { flags: 'r+', start: options.offset, flush: true, highWaterMark: READ_CHUNK });
       try {

@@ -27,7 +27,7 @@ export interface Ingest {
    * `maxBytes` bounds this append so a peer cannot write more than it promised.
    * Resolves to the new size. On failure, keeps what reached the disk.
    */
-  append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal }): Promise<number>;
+  append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal; onProgress?: (bytesThisAppend: number) => void }): Promise<number>;
   /** Verifies size and digest, then moves the bytes into place atomically. Removes the ingest either way. */
   commit(expected: Digest, expectedSize?: number): Promise<CommitResult>;
   /** Drops the ingest and its bytes. */

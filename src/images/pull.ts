@@ -159,15 +159,17 @@ export class Puller {
         let lastEmit = 0;
         layerEvent('Downloading', { current, total: blob.size });
         const source = client.openBlobFrom(ref.path, blob, offset, options.signal);
-        source.on('data', (chunk: Buffer) => {
-          current += chunk.length;
+        // Progress is counted by the writer: a 'data' listener here would start the stream
+        // flowing before the writer is attached, and lose bytes.
+        const onProgress = (written: number) => {
+          current = offset + written;
           const now = Date.now();
           if (now - lastEmit >= 100) {
             lastEmit = now;
             layerEvent('Downloading', { current, total: blob.size });
           }
-        });
-        await ingest.append(source, { offset, maxBytes: blob.size - offset, ...(options.signal ? { signal: options.signal } : {}) });
+        };
+        await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, ...(options.signal ? { signal: options.signal } : {}) });
         layerEvent('Verifying Checksum');
         await ingest.commit(blob.digest, blob.size);
         layerEvent('Download complete');
