@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../server/config.ts';
+import { registerLogin } from './login.ts';
 import { registerPull } from './pull.ts';
 import { registerPush } from './push.ts';
 import { registerServe } from './serve.ts';
@@ -10,6 +11,7 @@ const program = new Command('skiff')
   .showHelpAfterError();
 registerServe(program);
 registerPull(program);
+registerLogin(program);
 registerPush(program);
 
 try {

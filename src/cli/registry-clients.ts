@@ -26,6 +26,14 @@ export async function loadClientMirrors(file: string | undefined): Promise<Mirro
  * The registry clients of one CLI run: one per host (and per mirror endpoint), sharing one
  * connection pool, with credentials from Docker's config and helpers.
  */
+/** A broken credential helper (e.g. Docker Desktop's, not installed here) warns and goes anonymous. */
+function warnOnce(error: Error): void {
+  if (warned.has(error.message)) return;
+  warned.add(error.message);
+  process.stderr.write(`warning: ${error.message}; continuing without credentials\n`);
+}
+const warned = new Set<string>();
+
 export function clientFactory(settings: ClientSettings = {}) {
   const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 16 });
   const clients = new Map<string, RegistryClient>();
@@ -35,7 +43,7 @@ export function clientFactory(settings: ClientSettings = {}) {
   const get = (registry: string): RegistryClient => {
     let client = clients.get(registry);
     if (!client) {
-      client = new RegistryClient({ registry, dispatcher, credentials: credentialSource(registry), ...(insecure.has(registry) ? { plainHttp: true } : {}) });
+      client = new RegistryClient({ registry, dispatcher, credentials: credentialSource(registry, { onHelperError: warnOnce }), ...(insecure.has(registry) ? { plainHttp: true } : {}) });
       clients.set(registry, client);
     }
     return client;
@@ -47,7 +55,7 @@ export function clientFactory(settings: ClientSettings = {}) {
     let client = clients.get(key);
     if (!client) {
       // A mirror gets its own credentials, never the origin's, and fewer retries: the origin is next.
-      client = new RegistryClient({ registry, endpoint: endpoint.baseUrl, dispatcher, credentials: credentialSource(endpoint.host), retry: { ...DEFAULT_RETRY, attempts: 2 } });
+      client = new RegistryClient({ registry, endpoint: endpoint.baseUrl, dispatcher, credentials: credentialSource(endpoint.host, { onHelperError: warnOnce }), retry: { ...DEFAULT_RETRY, attempts: 2 } });
       clients.set(key, client);
     }
     return client;

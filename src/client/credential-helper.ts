@@ -66,7 +66,7 @@ async function run(helper: string, verb: string, input: string, options: HelperO
   const timeoutMs = options.timeoutMs ?? DEFAULT_HELPER_TIMEOUT_MS;
   return new Promise<RunResult>((resolve, reject) => {
     let settled = false;
-    let timedOut = false;
+    let timer: NodeJS.Timeout | undefined;
     const child = spawn(program, [verb], { env: options.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'], windowsHide: true, ...(options.signal ? { signal: options.signal } : {}) });
     const finish = (error: Error | undefined, result?: RunResult) => {
       if (settled) return;
@@ -75,9 +75,12 @@ async function run(helper: string, verb: string, input: string, options: HelperO
       if (error) reject(error);
       else resolve(result!);
     };
-    const timer = setTimeout(() => {
-      timedOut = true;
+    // On a deadline, answer at once: a helper's own children may hold the pipes open for longer.
+    timer = setTimeout(() => {
       child.kill('SIGKILL');
+      child.stdout.destroy();
+      child.stderr.destroy();
+      finish(new CredentialHelperError(program, verb, `timed out after ${timeoutMs} ms`));
     }, timeoutMs);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
@@ -100,15 +103,14 @@ async function run(helper: string, verb: string, input: string, options: HelperO
       else finish(new CredentialHelperError(program, verb, `cannot run: ${error.message}`, { cause: error }));
     });
     child.on('close', (code, signal) => {
-      if (timedOut) finish(new CredentialHelperError(program, verb, `timed out after ${timeoutMs} ms`));
-      else if (code === null) finish(new CredentialHelperError(program, verb, `killed by ${signal ?? 'a signal'}`));
+      if (code === null) finish(new CredentialHelperError(program, verb, `killed by ${signal ?? 'a signal'}`));
       else finish(undefined, { code, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') });
     });
   });
 }
 
 function failure(result: RunResult): string {
-  const text = (result.stdout.trim() || result.stderr.trim()).slice(0, 500);
+  const text = [result.stdout.trim(), result.stderr.trim()].filter(Boolean).join(' / ').slice(0, 500);
   return `exited with status ${result.code}${text ? `: ${text}` : ''}`;
 }
 

@@ -163,7 +163,7 @@ export function validateMirrorSet(value: unknown, file: string): MirrorSet {
   const seen = new Map<string, string>();
   for (const [key, registryValue] of Object.entries(value)) {
     const host = normalizeRegistryHost(key);
-    if (!isValidRegistryHost(host) || /^[a-z]+:\/\//i.test(key.trim()) || key.includes('/')) {
+    if (key.includes('/') || !isValidRegistryHost(host)) {
       problems.push(`${key}: not a registry host (expected e.g. docker.io, ghcr.io, localhost:5000)`);
       continue;
     }

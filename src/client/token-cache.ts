@@ -1,5 +1,6 @@
 import type { Dispatcher } from 'undici';
 import type { Challenge } from './challenge.ts';
+import { ClientError } from './errors.ts';
 import type { Credentials } from './registry-client.ts';
 
 interface CachedToken {
@@ -49,7 +50,11 @@ export class TokenCache {
     }
     const text = await response.body.text();
     if (response.statusCode !== 200) {
-      throw new Error(`token request to ${realm} failed with ${response.statusCode}${response.statusCode === 401 ? ' (wrong username or password?)' : ''}: ${text.slice(0, 300)}`);
+      throw new ClientError(`token request to ${realm} failed with ${response.statusCode}${response.statusCode === 401 ? ' (wrong username or password?)' : ''}: ${text.slice(0, 300)}`, {
+        status: response.statusCode,
+        registry: new URL(realm).host,
+        ...(response.statusCode === 401 ? { code: 'UNAUTHORIZED' as const } : response.statusCode === 403 ? { code: 'DENIED' as const } : {}),
+      });
     }
     const body = JSON.parse(text) as { token?: string; access_token?: string; expires_in?: number };
     const token = body.token ?? body.access_token;
