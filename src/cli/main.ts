@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../server/config.ts';
+import { registerImages } from './images.ts';
 import { registerLogin } from './login.ts';
 import { registerPull } from './pull.ts';
 import { registerPush } from './push.ts';
@@ -12,6 +13,7 @@ const program = new Command('skiff')
 registerServe(program);
 registerPull(program);
 registerLogin(program);
+registerImages(program);
 registerPush(program);
 
 try {

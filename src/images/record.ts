@@ -65,12 +65,13 @@ export async function recordImage(
   const manifest = await readJsonBlob<ImageManifest>(store, manifestDescriptor.digest);
   const config = await readJsonBlob<ImageConfig>(store, manifest.config.digest);
   const diffIds: Digest[] = [];
-  let unpackedSize = 0;
+  const layerSizes: number[] = [];
   for (const layer of manifest.layers) {
     const measured = options.uncompressed?.get(layer.digest) ?? (await diffIdOf(store, layer));
     diffIds.push(measured.diffId);
-    unpackedSize += measured.size;
+    layerSizes.push(measured.size);
   }
+  const unpackedSize = layerSizes.reduce((sum, size) => sum + size, 0);
   checkDiffIds(config, diffIds);
   const platform: Platform = { os: config.os ?? 'unknown', architecture: config.architecture ?? 'unknown', ...(config.variant ? { variant: config.variant } : {}) };
   const previous = await store.getRecord(manifestDescriptor.digest);
@@ -81,10 +82,12 @@ export async function recordImage(
     layers: manifest.layers,
     diffIds,
     unpackedSize,
+    layerSizes,
     platform,
     ...(config.created ? { created: config.created } : {}),
     repoDigests,
     storedAt: previous?.storedAt ?? Date.now(),
+    ...(previous?.lastTagTime ? { lastTagTime: previous.lastTagTime } : {}),
   };
   await store.putRecord(record);
   return record;

@@ -23,6 +23,10 @@ export interface ImageRecord {
   diffIds: Digest[];
   /** Sum of the uncompressed layer sizes: docker's SIZE column. */
   unpackedSize: number;
+  /** Uncompressed size of each layer, in manifest order (for `history`). */
+  layerSizes?: number[];
+  /** When a name was last put on the image (docker's Metadata.LastTagTime), ISO 8601. */
+  lastTagTime?: string;
   platform: Platform;
   /** The image config's `created`, ISO 8601, when present. */
   created?: string;

@@ -54,6 +54,8 @@ export async function makeImage(options: {
   format?: 'oci' | 'docker';
   platform?: Platform;
   labels?: Record<string, string>;
+  /** The config's `created` (and its history entries'); default 2026-01-01T00:00:00Z. */
+  created?: string;
 }): Promise<TestImage> {
   const format = options.format ?? 'oci';
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
@@ -64,14 +66,15 @@ export async function makeImage(options: {
     diffIds.push(digestOf(tar));
     layers.push(blob(format === 'oci' ? MediaTypes.ociLayerGzip : MediaTypes.dockerLayerGzip, gzipSync(tar, { level: 1 })));
   }
+  const created = options.created ?? '2026-01-01T00:00:00Z';
   const configJson = {
-    created: '2026-01-01T00:00:00Z',
+    created,
     architecture: platform.architecture,
     os: platform.os,
     ...(platform.variant ? { variant: platform.variant } : {}),
     config: { Env: ['PATH=/usr/bin:/bin'], Cmd: ['/bin/sh'], Labels: options.labels ?? { seed: options.seed } },
     rootfs: { type: 'layers', diff_ids: diffIds },
-    history: layers.map((_, i) => ({ created: '2026-01-01T00:00:00Z', created_by: `layer ${i}` })),
+    history: layers.map((_, i) => ({ created, created_by: `layer ${i}` })),
   };
   const config = blob(format === 'oci' ? MediaTypes.ociConfig : MediaTypes.dockerConfig, Buffer.from(JSON.stringify(configJson)));
   const manifestType = format === 'oci' ? MediaTypes.ociManifest : MediaTypes.dockerManifest;
