@@ -1,17 +1,8 @@
 import type { Writable } from 'node:stream';
+import { humanSize } from '../images/human.ts';
 import type { PullEvent } from '../images/pull.ts';
 
-/** Docker's units: decimal, three significant digits (`12.3MB`). */
-export function humanSize(bytes: number): string {
-  const units = ['B', 'kB', 'MB', 'GB', 'TB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1000 && unit < units.length - 1) {
-    value /= 1000;
-    unit++;
-  }
-  return `${unit === 0 ? value : value.toPrecision(3).replace(/\.?0+$/, '')}${units[unit]}`;
-}
+export { humanSize };
 
 function bar(current: number, total: number): string {
   const width = 50;

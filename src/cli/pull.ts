@@ -19,9 +19,10 @@ export function registerPull(program: Command): void {
     .option('--root <dir>', 'local store (default $SKIFF_ROOT or ~/.local/share/skiff)')
     .option('--mirror-config <file>', 'mirrors per registry (default $SKIFF_MIRROR_CONFIG or ~/.config/skiff/mirrors.yaml)')
     .option('--insecure-registry <host>', 'allow plain HTTP to this host (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .action(async (reference: string, options: { platform?: string; allTags?: boolean; maxConcurrentDownloads: number; quiet?: boolean; progress: string; root?: string; mirrorConfig?: string; insecureRegistry: string[] }) => {
+    .option('--ca-file <pem>', 'extra certificate authorities to trust (default $SKIFF_CA_FILE)')
+    .action(async (reference: string, options: { platform?: string; allTags?: boolean; maxConcurrentDownloads: number; quiet?: boolean; progress: string; root?: string; mirrorConfig?: string; insecureRegistry: string[]; caFile?: string }) => {
       const store = await ImageStore.open(options.root ?? defaultStoreRoot());
-      const clients = clientFactory({ mirrors: await loadClientMirrors(options.mirrorConfig), insecureRegistries: options.insecureRegistry });
+      const clients = clientFactory({ mirrors: await loadClientMirrors(options.mirrorConfig), insecureRegistries: options.insecureRegistry, ...(options.caFile ? { caFile: options.caFile } : {}) });
       const puller = new Puller(store, clients.pullSource);
       const progress = new PullProgress(process.stdout, options.progress as 'auto');
       const pullOptions = {

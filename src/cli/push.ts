@@ -22,9 +22,10 @@ export function registerPush(program: Command): void {
     .option('-q, --quiet', 'print nothing but errors')
     .option('--root <dir>', 'local store (default $SKIFF_ROOT or ~/.local/share/skiff)')
     .option('--insecure-registry <host>', 'allow plain HTTP to this host (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
-    .action(async (reference: string, options: { maxConcurrentUploads: number; quiet?: boolean; root?: string; insecureRegistry: string[] }) => {
+    .option('--ca-file <pem>', 'extra certificate authorities to trust (default $SKIFF_CA_FILE)')
+    .action(async (reference: string, options: { maxConcurrentUploads: number; quiet?: boolean; root?: string; insecureRegistry: string[]; caFile?: string }) => {
       const store = await ImageStore.open(options.root ?? defaultStoreRoot());
-      const clients = clientFactory({ insecureRegistries: options.insecureRegistry });
+      const clients = clientFactory({ insecureRegistries: options.insecureRegistry, ...(options.caFile ? { caFile: options.caFile } : {}) });
       try {
         await new Pusher(store, clients.get).push(reference, { maxConcurrentUploads: options.maxConcurrentUploads, ...(options.quiet ? {} : { onEvent: printPushEvent }) });
       } finally {

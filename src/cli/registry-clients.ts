@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { access } from 'node:fs/promises';
+import { rootCertificates } from 'node:tls';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { Agent } from 'undici';
@@ -9,6 +11,8 @@ import { RegistryClient } from '../client/registry-client.ts';
 import { DEFAULT_RETRY } from '../client/retry.ts';
 
 export interface ClientSettings {
+  /** PEM file of extra certificate authorities to trust (a private registry's CA). */
+  caFile?: string;
   /** Hosts that speak plain HTTP although they are not loopback (docker's insecure-registries). */
   insecureRegistries?: string[];
   mirrors?: MirrorSet;
@@ -35,7 +39,10 @@ function warnOnce(error: Error): void {
 const warned = new Set<string>();
 
 export function clientFactory(settings: ClientSettings = {}) {
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 16 });
+  const caFile = settings.caFile ?? process.env.SKIFF_CA_FILE;
+  // Node's bundled roots plus the given CA, so public registries keep working.
+  const ca = caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
+  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 16, ...(ca ? { connect: { ca } } : {}) });
   const clients = new Map<string, RegistryClient>();
   const insecure = new Set(settings.insecureRegistries ?? []);
   const mirrors = settings.mirrors ?? {};

@@ -35,6 +35,28 @@ export function parseErrorBody(text: string): { code?: ErrorCode; message?: stri
   }
 }
 
+const TLS_CODES = /^(ERR_TLS_|ERR_SSL_|CERT_|UNABLE_TO_|DEPTH_ZERO_|SELF_SIGNED_)/;
+
+/** The error code of a failed connection, looking through undici's `cause` chain. */
+function errnoCode(error: unknown): string | undefined {
+  for (let e = error as { code?: unknown; cause?: unknown } | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && !e.code.startsWith('UND_ERR_')) return e.code;
+  }
+  return undefined;
+}
+
+/** Says what a connection failure means, and what to do, for TLS problems in particular. */
+export function describeNetworkError(error: unknown, registry: string): string {
+  const code = errnoCode(error);
+  const detail = (error as Error).message;
+  if (code && TLS_CODES.test(code)) {
+    return `TLS problem talking to ${registry} (${code}: ${detail}); give its CA with --ca-file or $SKIFF_CA_FILE, or, for a test registry, allow plain HTTP with --insecure-registry ${registry}`;
+  }
+  if (code === 'ECONNREFUSED') return `cannot connect to ${registry} (connection refused): is the registry running and the port right?`;
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return `cannot resolve ${registry} (${code}): check the registry host name`;
+  return `${detail}${code ? ` (${code})` : ''}`;
+}
+
 /** A hint for the user, by status and code. */
 export function adviceFor(status: number, code: ErrorCode | undefined, rateRemaining?: string): string {
   if (status === 401) return 'check the credentials (skiff login, or ~/.docker/config.json)';

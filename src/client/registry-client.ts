@@ -7,7 +7,7 @@ import { MANIFEST_ACCEPT, bareMediaType } from '../oci/media-types.ts';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts';
 import { DOCKER_HUB_API_HOST, DOCKER_HUB_DOMAIN } from '../reference/reference.ts';
 import { parseChallenges, type Challenge } from './challenge.ts';
-import { ClientError, adviceFor, parseErrorBody } from './errors.ts';
+import { ClientError, adviceFor, describeNetworkError, parseErrorBody } from './errors.ts';
 import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
 
@@ -131,7 +131,7 @@ export class RegistryClient {
         });
       } catch (error) {
         if (options.signal?.aborted || attempt >= this.retry.attempts || options.idempotent === false) {
-          throw new ClientError(`${method} ${this.baseUrl}${path}: ${(error as Error).message}`, { status: 0, registry: this.registry, cause: error });
+          throw new ClientError(`${method} ${this.baseUrl}${path.split('?')[0]}: ${describeNetworkError(error, this.registry)}`, { status: 0, registry: this.registry, cause: error });
         }
         await sleep(backoffDelay(this.retry, attempt), options.signal);
         continue;

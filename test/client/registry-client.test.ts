@@ -138,6 +138,29 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     }
   });
 
+  test('a registry that keeps rate-limiting gives up with the remaining quota it reported', async () => {
+    let calls = 0;
+    const { server, host } = await listen((_req, res) => {
+      calls++;
+      res.writeHead(429, { 'content-type': 'application/json', 'ratelimit-limit': '100;w=21600', 'ratelimit-remaining': '0;w=21600' });
+      res.end('{"errors":[{"code":"TOOMANYREQUESTS","message":"You have reached your pull rate limit"}]}');
+    });
+    const client = new RegistryClient({ registry: host, retry: fast });
+    try {
+      await assert.rejects(client.getManifest('library/alpine', 'latest'), (error: unknown) => {
+        assert.ok(error instanceof ClientError);
+        assert.equal(error.status, 429);
+        assert.equal(error.code, 'TOOMANYREQUESTS');
+        assert.match(error.message, /rate-limited by the registry \(ratelimit-remaining: 0;w=21600\)/);
+        return true;
+      });
+      assert.equal(calls, 3, 'a 429 without Retry-After is retried only a little');
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
   test('Bearer flow: challenge, token GET with scope and Basic credentials, token cached', async () => {
     let tokenRequests = 0;
     let seenScope = '';
