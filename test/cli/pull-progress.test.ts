@@ -29,7 +29,7 @@ const layer = (status: PullEvent & { type: 'layer' } extends infer E ? E extends
 
 describe('docker-style pull progress', () => {
   test('sizes use decimal units with three significant digits', () => {
-    assert.deepEqual([0, 999, 1000, 12_345, 45_600_000, 1_230_000_000].map(humanSize), ['0B', '999B', '1kB', '12.3kB', '45.6MB', '1.23GB']);
+    assert.deepEqual([0, 999, 1000, 12_345, 45_600_000, 1_230_000_000].map((n) => humanSize(n)), ['0B', '999B', '1kB', '12.3kB', '45.6MB', '1.23GB']);
   });
 
   test('off a TTY: one plain line per status, then Digest and Status', () => {
