@@ -4,7 +4,7 @@ import { rename, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import type { Command } from 'commander';
-import { NoSuchImageError } from '../images/image-selection.ts';
+import { AmbiguousImageError, NoSuchImageError } from '../images/resolve.ts';
 import { load } from '../images/load.ts';
 import { save } from '../images/save.ts';
 import { defaultStoreRoot, ImageStore } from '../images/store.ts';
@@ -76,7 +76,7 @@ export function registerArchive(program: Command, io: ArchiveIo = { stdin: proce
         const result = await unpack(store, image, dir);
         for (const skipped of result.skipped) io.stderr.write(`skiff: warning: skipped ${skipped.type} ${skipped.path}: ${skipped.reason}\n`);
       } catch (error) {
-        if (error instanceof NoSuchImageError || error instanceof UnpackTargetError) throw error;
+        if (error instanceof NoSuchImageError || error instanceof AmbiguousImageError || error instanceof UnpackTargetError) throw error;
         throw new Error(`${(error as Error).message}\n(the tree in ${dir} is incomplete; remove it before trying again)`, { cause: error });
       }
     });

@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../server/config.ts';
+import { registerArchive } from './archive.ts';
 import { registerImages } from './images.ts';
 import { registerLogin } from './login.ts';
 import { registerPull } from './pull.ts';
@@ -14,6 +15,7 @@ registerServe(program);
 registerPull(program);
 registerLogin(program);
 registerImages(program);
+registerArchive(program);
 registerPush(program);
 
 try {

@@ -4,8 +4,9 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
-import { Transform, type Readable, type TransformCallback, type Writable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { once } from 'node:events';
 import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { BlobNotFoundError, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
@@ -174,32 +175,6 @@ export class FsBlobStore implements BlobStore {
   }
 }
 
-/** Counts and hashes bytes on their way to disk, and stops a writer that sends too many. */
-class Meter extends Transform {
-  written = 0;
-  private readonly hash: Hash | undefined;
-  private readonly maxBytes: number | undefined;
-  private readonly onProgress: ((written: number) => void) | undefined;
-
-  constructor(hash: Hash | undefined, maxBytes: number | undefined, onProgress?: (written: number) => void) {
-    super();
-    this.hash = hash;
-    this.maxBytes = maxBytes;
-    this.onProgress = onProgress;
-  }
-
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.written += chunk.length;
-    if (this.maxBytes !== undefined && this.written > this.maxBytes) {
-      callback(new SizeMismatchError('upload', this.maxBytes, this.written));
-      return;
-    }
-    this.hash?.update(chunk);
-    this.onProgress?.(this.written);
-    callback(null, chunk);
-  }
-}
-
 class FsIngest implements Ingest {
   private readonly store: FsBlobStore;
   readonly ref: string;
@@ -230,17 +205,39 @@ class FsIngest implements Ingest {
       if (options.offset === 0) state = { algorithm: 'sha256', hash: createDigester('sha256'), offset: 0 };
       else if (state && state.offset !== options.offset) state = undefined;
       this.store.setHashState(this.ref, undefined);
-      const meter = new Meter(state?.hash, options.maxBytes, options.onProgress);
+      let written = 0;
       // flush: fsync before close, so an acknowledged chunk survives a crash.
       const sink = createWriteStream(this.path, { flags: 'r+', start: options.offset, flush: true, highWaterMark: READ_CHUNK });
+      let failure: unknown;
+      // An abort must end a source that is stalled between chunks, too.
+      const onAbort = () => source.destroy(options.signal?.reason as Error);
+      options.signal?.addEventListener('abort', onAbort, { once: true });
       try {
-        await pipeline(source, meter, sink, options.signal ? { signal: options.signal } : {});
+        options.signal?.throwIfAborted();
+        // Not pipeline(): when the source breaks, every byte already received must still reach
+        // the disk (a resumed transfer continues after them), so the file is ended, not destroyed.
+        for await (const chunk of source as AsyncIterable<Buffer>) {
+          options.signal?.throwIfAborted();
+          written += chunk.length;
+          if (options.maxBytes !== undefined && written > options.maxBytes) throw new SizeMismatchError('upload', options.maxBytes, written);
+          state?.hash.update(chunk);
+          options.onProgress?.(written);
+          if (!sink.write(chunk)) await once(sink, 'drain');
+        }
       } catch (error) {
-        await syncFile(this.path);
-        throw error;
+        failure = options.signal?.aborted ? options.signal.reason : error;
+        source.destroy();
+      } finally {
+        options.signal?.removeEventListener('abort', onAbort);
       }
-      if (state) this.store.setHashState(this.ref, { ...state, offset: options.offset + meter.written });
-      return options.offset + meter.written;
+      await new Promise<void>((resolve, reject) => sink.end((error?: Error | null) => (error ? reject(error) : resolve())));
+      if (!sink.closed) await once(sink, 'close');
+      if (failure !== undefined) {
+        // Bytes past maxBytes were never written; what is on disk is a clean prefix.
+        throw failure;
+      }
+      if (state) this.store.setHashState(this.ref, { ...state, offset: options.offset + written });
+      return options.offset + written;
     });
   }
 

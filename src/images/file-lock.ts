@@ -1,4 +1,5 @@
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, readdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import { sleep } from '../client/retry.ts';
 
 /**
@@ -37,5 +38,14 @@ function isAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes `*.lock` files in `dir` whose owner process is gone (left by kill -9). */
+export async function sweepStaleLocks(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    if (!name.endsWith('.lock')) continue;
+    const owner = Number((await readFile(join(dir, name), 'utf8').catch(() => '')).trim());
+    if (owner > 0 && !isAlive(owner)) await rm(join(dir, name), { force: true });
   }
 }

@@ -5,6 +5,8 @@ import type { Descriptor, Platform } from '../oci/descriptor.ts';
 import { parseManifest, type ParsedManifest } from '../oci/manifest.ts';
 import { bestMatch, formatPlatform, hostPlatform } from '../oci/platform.ts';
 import { canonicalName, formatFamiliar, formatReference, parseReference, type Reference } from '../reference/reference.ts';
+import { join } from 'node:path';
+import { withFileLock } from './file-lock.ts';
 import { Limiter } from './limiter.ts';
 import { diffIdOf, recordImage } from './record.ts';
 import type { ImageRecord, ImageStore } from './store.ts';
@@ -69,13 +71,24 @@ export class Puller {
     const limiter = new Limiter(options.maxConcurrentDownloads ?? 3);
     const config = parsed.config!;
     const uncompressed = new Map<Digest, { diffId: Digest; size: number }>();
-    await Promise.all([
-      this.fetchBlob(client, ref, config, limiter, options, false),
-      ...parsed.layers.map(async (layer) => {
-        const measured = await this.fetchBlob(client, ref, layer, limiter, options, true);
-        if (measured) uncompressed.set(layer.digest, measured);
+    // One failure stops the other downloads, and pull() returns only once none is left running.
+    const stop = new AbortController();
+    const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
+    const fetchOptions = { ...options, signal };
+    const outcomes = await Promise.allSettled(
+      [config, ...parsed.layers].map(async (blob, i) => {
+        try {
+          const measured = await this.fetchBlob(client, ref, blob, limiter, fetchOptions, i > 0);
+          if (measured) uncompressed.set(blob.digest, measured);
+        } catch (error) {
+          stop.abort(error);
+          throw error;
+        }
       }),
-    ]);
+    );
+    const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !(o.reason instanceof Error && o.reason.name === 'AbortError'));
+    const firstFailure = failed ?? outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
+    if (firstFailure) throw firstFailure.reason;
     await this.store.blobs.put(Readable.from([manifestBody]), descriptor.digest, manifestBody.length);
     const repoDigest = `${canonicalName(ref)}@${top.descriptor.digest}`;
     const record = await recordImage(this.store, { ...descriptor, size: manifestBody.length }, { repoDigests: [repoDigest], uncompressed });
@@ -150,9 +163,16 @@ export class Puller {
     const existing = this.inflight.get(blob.digest);
     if (existing) return existing;
     layerEvent('Pulling fs layer');
+    const ingestRef = blob.digest.replace(':', '-');
     const work = limiter.run(
-      async () => {
-        const ingest = await this.store.blobs.ingest(`${blob.digest.replace(':', '-')}`);
+      // The lock file keeps two skiff processes from writing one partial file at once; the
+      // second waits, then finds the blob committed.
+      () => withFileLock(join(this.store.blobs.ingestDir, `${ingestRef}.lock`), async () => {
+        if ((await this.store.blobs.stat(blob.digest)) === blob.size) {
+          layerEvent('Already exists');
+          return isLayer ? diffIdOf(this.store, blob) : undefined;
+        }
+        const ingest = await this.store.blobs.ingest(ingestRef);
         let offset = await ingest.size();
         if (offset > blob.size) offset = 0; // a stale or bogus partial file: start over
         let current = offset;
@@ -176,7 +196,7 @@ export class Puller {
         if (!isLayer) return undefined;
         layerEvent('Extracting', { current: 0, total: blob.size });
         return diffIdOf(this.store, blob);
-      },
+      }),
       () => layerEvent('Waiting'),
     );
     this.inflight.set(blob.digest, work);

@@ -6,7 +6,7 @@ import { FsBlobStore, syncFile } from '../content/fs-blob-store.ts';
 import type { Digest } from '../digest/digest.ts';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.ts';
 import { MediaTypes } from '../oci/media-types.ts';
-import { withFileLock } from './file-lock.ts';
+import { sweepStaleLocks, withFileLock } from './file-lock.ts';
 
 /** OCI's annotation for a reference name in index.json; skopeo's `oci:<root>:<ref>` matches on it. */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -66,6 +66,7 @@ export class ImageStore {
   static async open(root: string = defaultStoreRoot()): Promise<ImageStore> {
     const store = new ImageStore(root);
     await store.blobs.init();
+    await sweepStaleLocks(store.blobs.ingestDir);
     await mkdir(join(root, '.skiff', 'images'), { recursive: true });
     await writeIfMissing(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     await writeIfMissing(join(root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] }));
