@@ -51,6 +51,7 @@ interface RequestOptions {
 }
 
 const ERROR_BODY_LIMIT = 64 * 1024;
+const REDIRECTS = [301, 302, 303, 307, 308];
 
 /** Loopback hosts speak plain HTTP (as Docker allows); everything else HTTPS. */
 export function isLoopbackHost(registry: string): boolean {
@@ -137,6 +138,12 @@ export class RegistryClient {
         continue;
       }
       if (options.expect.includes(response.statusCode)) return response;
+      if (REDIRECTS.includes(response.statusCode) && (method === 'GET' || method === 'HEAD') && response.headers.location) {
+        // Blob downloads are often redirected to object storage or a CDN.
+        const followed = await this.followRedirect(method, response, authorization, options);
+        if (options.expect.includes(followed.statusCode)) return followed;
+        response = followed;
+      }
       const text = (await readCapped(response.body, ERROR_BODY_LIMIT)).toString("utf8");
       const header = (name: string) => {
         const value = response.headers[name];
@@ -166,6 +173,31 @@ export class RegistryClient {
         { status: response.statusCode, registry: this.registry, ...(code ? { code } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
       );
     }
+  }
+
+  /**
+   * Follows up to five redirects. `Authorization` goes along only while the host stays the
+   * registry's own: a pre-signed storage URL must never see the registry's credentials.
+   */
+  private async followRedirect(method: string, first: Dispatcher.ResponseData, authorization: string | undefined, options: RequestOptions): Promise<Dispatcher.ResponseData> {
+    let response = first;
+    let base = new URL(this.baseUrl);
+    for (let hop = 0; hop < 5 && REDIRECTS.includes(response.statusCode); hop++) {
+      const location = response.headers.location;
+      await response.body.dump();
+      const target = new URL(String(Array.isArray(location) ? location[0] : location), base);
+      const sameHost = target.host === new URL(this.baseUrl).host;
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers, ...(sameHost && authorization ? { authorization } : {}) };
+      response = await this.dispatcher.request({
+        origin: target.origin,
+        path: `${target.pathname}${target.search}`,
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      base = target;
+    }
+    return response;
   }
 
   /** Adds a mirror's path prefix and `ns=` to a registry API path. */

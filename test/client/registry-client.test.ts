@@ -193,6 +193,32 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     }
   });
 
+  test('a blob redirected to another host is followed without the registry\'s Authorization', async () => {
+    const data = seededBytes('redirected', 50_000);
+    const digest = digestOf(data);
+    let storageAuth: string | undefined = 'unset';
+    const storage = await listen((req, res) => {
+      storageAuth = req.headers.authorization;
+      res.writeHead(200, { 'content-length': data.length }).end(data);
+    });
+    const { server, host } = await listen((req, res) => {
+      if (req.headers.authorization !== `Basic ${Buffer.from('bob:pw').toString('base64')}`) {
+        return void res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end();
+      }
+      res.writeHead(307, { location: `http://${storage.host}/bucket/blob?signature=abc` }).end();
+    });
+    const client = new RegistryClient({ registry: host, retry: fast, credentials: { username: 'bob', password: 'pw' } });
+    try {
+      const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('r', { mediaType: 'x/y', digest, size: data.length }) as AsyncIterable<Buffer>));
+      assert.equal(digestOf(bytes), digest);
+      assert.equal(storageAuth, undefined, 'no Authorization sent to the storage host');
+    } finally {
+      await client.close();
+      server.close();
+      storage.server.close();
+    }
+  });
+
   test('wrong credentials give an error naming the realm', async () => {
     const { server, host } = await listen((req, res) => {
       if (req.url!.startsWith('/token')) return void res.writeHead(401).end('bad creds');
