@@ -22,6 +22,13 @@ export interface BlobInfo {
   size: number;
 }
 
+/** One chunk of an upload as it arrived: the body, its Content-Range and Content-Length. */
+export interface UploadChunk {
+  body: Readable;
+  range?: ByteRange | undefined;
+  contentLength?: number | undefined;
+}
+
 export interface ManifestHit {
   record: ManifestRecord;
   body: Buffer;
@@ -149,12 +156,12 @@ export class Registry {
    * Appends a chunk. With a Content-Range, it must start exactly where the upload stands
    * (416 otherwise) and `length` bounds how much is taken.
    */
-  async appendUpload(repository: string, id: string, body: Readable, range: ByteRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
+  async appendUpload(repository: string, id: string, chunk: UploadChunk): Promise<UploadSession> {
     this.checkWritable();
-    return this.uploadLocks.run(id, () => this.appendLocked(repository, id, body, range, contentLength));
+    return this.uploadLocks.run(id, () => this.appendLocked(repository, id, chunk));
   }
 
-  private async appendLocked(repository: string, id: string, body: Readable, range: ByteRange | undefined, contentLength: number | undefined): Promise<UploadSession> {
+  private async appendLocked(repository: string, id: string, { body, range, contentLength }: UploadChunk): Promise<UploadSession> {
     const session = await this.getUpload(repository, id);
     let maxBytes = contentLength;
     if (range) {
@@ -190,30 +197,16 @@ export class Registry {
   }
 
   /** Closes an upload: optional last chunk, then verify and commit under `digest`. */
-  async finishUpload(
-    repository: string,
-    id: string,
-    digestText: string | null,
-    body: Readable | undefined,
-    range: ByteRange | undefined,
-    contentLength: number | undefined,
-  ): Promise<BlobInfo> {
+  async finishUpload(repository: string, id: string, digestText: string | null, lastChunk: UploadChunk | undefined): Promise<BlobInfo> {
     this.checkWritable();
-    return this.uploadLocks.run(id, () => this.finishLocked(repository, id, digestText, body, range, contentLength));
+    return this.uploadLocks.run(id, () => this.finishLocked(repository, id, digestText, lastChunk));
   }
 
-  private async finishLocked(
-    repository: string,
-    id: string,
-    digestText: string | null,
-    body: Readable | undefined,
-    range: ByteRange | undefined,
-    contentLength: number | undefined,
-  ): Promise<BlobInfo> {
+  private async finishLocked(repository: string, id: string, digestText: string | null, lastChunk: UploadChunk | undefined): Promise<BlobInfo> {
     let session = await this.getUpload(repository, id);
     if (digestText === null) throw new RegistryError('DIGEST_INVALID', 'the closing PUT needs ?digest=<algorithm>:<hex>');
     const digest = this.checkDigest(digestText);
-    if (body) session = await this.appendLocked(repository, id, body, range, contentLength);
+    if (lastChunk) session = await this.appendLocked(repository, id, lastChunk);
     const ingest = await this.blobs.ingest(id);
     try {
       const result = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));

@@ -219,6 +219,45 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     }
   });
 
+  test('an identity token uses the OAuth2 POST, and falls back to GET when the realm refuses POST', async () => {
+    const seen: { method: string; body: string }[] = [];
+    let allowPost = true;
+    const { server, host } = await listen((req, res) => {
+      if (req.url!.startsWith('/token')) {
+        let body = '';
+        req.on('data', (c: Buffer) => (body += c.toString()));
+        req.on('end', () => {
+          seen.push({ method: req.method!, body });
+          if (req.method === 'POST' && !allowPost) return void res.writeHead(405).end();
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ access_token: 'oauth-tok', expires_in: 5 }));
+        });
+        return;
+      }
+      if (req.headers.authorization !== 'Bearer oauth-tok') {
+        return void res.writeHead(401, { 'www-authenticate': `Bearer realm="http://${host}/token",service="svc"` }).end();
+      }
+      res.writeHead(200).end('{}');
+    });
+    try {
+      const client = new RegistryClient({ registry: host, retry: fast, credentials: { identityToken: 'refresh-123' } });
+      await client.ping();
+      await client.close();
+      const post = new URLSearchParams(seen[0]!.body);
+      assert.equal(seen[0]!.method, 'POST');
+      assert.equal(post.get('grant_type'), 'refresh_token');
+      assert.equal(post.get('refresh_token'), 'refresh-123');
+      assert.equal(post.get('service'), 'svc');
+      allowPost = false;
+      seen.length = 0;
+      const fallback = new RegistryClient({ registry: host, retry: fast, credentials: { identityToken: 'refresh-123' } });
+      await fallback.ping();
+      await fallback.close();
+      assert.deepEqual(seen.map((s) => s.method), ['POST', 'GET']);
+    } finally {
+      server.close();
+    }
+  });
+
   test('wrong credentials give an error naming the realm', async () => {
     const { server, host } = await listen((req, res) => {
       if (req.url!.startsWith('/token')) return void res.writeHead(401).end('bad creds');

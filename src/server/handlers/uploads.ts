@@ -47,7 +47,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const { req, registry, params } = ctx;
   const range = parseContentRange(req.headers['content-range']);
-  const session = await registry.appendUpload(params.name!, params.uuid!, req, range, contentLength(req));
+  const session = await registry.appendUpload(params.name!, params.uuid!, { body: req, range, contentLength: contentLength(req) });
   uploadAccepted(ctx, session);
 }
 
@@ -55,10 +55,10 @@ export async function patchUpload(ctx: RequestContext): Promise<void> {
 export async function finishUpload(ctx: RequestContext): Promise<void> {
   const { req, query, registry, params } = ctx;
   const range = parseContentRange(req.headers['content-range']);
-  const body = hasBody(req) ? req : undefined;
+  const lastChunk = hasBody(req) ? { body: req, range, contentLength: contentLength(req) } : undefined;
   const digests = query.getAll('digest');
   if (digests.length > 1) throw new RegistryError('DIGEST_INVALID', 'give exactly one ?digest=');
-  const blob = await registry.finishUpload(params.name!, params.uuid!, digests[0] ?? null, body, range, contentLength(req));
+  const blob = await registry.finishUpload(params.name!, params.uuid!, digests[0] ?? null, lastChunk);
   blobCreated(ctx, blob);
 }
 
