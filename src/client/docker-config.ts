@@ -1,3 +1,4 @@
+import { syncFile } from '../content/fs-blob-store.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, realpath, rename, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -171,16 +172,8 @@ export async function writeDockerConfig(data: DockerConfigFile, options: DockerC
 }
 
 async function syncDirectory(dir: string): Promise<void> {
-  try {
-    const handle = await open(dir, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  } catch {
-    // Some filesystems refuse to fsync a directory; the rename is still atomic.
-  }
+  // Some filesystems refuse to fsync a directory; the rename is still atomic.
+  await syncFile(dir).catch(() => undefined);
 }
 
 /** Read, change, write back. `change` mutates the data it is given. */

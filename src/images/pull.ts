@@ -8,7 +8,7 @@ import { canonicalName, formatFamiliar, formatReference, parseReference, type Re
 import { join } from 'node:path';
 import { withFileLock } from './file-lock.ts';
 import { Limiter } from './limiter.ts';
-import { diffIdOf, recordImage } from './record.ts';
+import { diffIdOf, knownLayerMeasurements, recordImage } from './record.ts';
 import type { ImageRecord, ImageStore } from './store.ts';
 
 /** Docker's per-layer progress words, in order. */
@@ -70,6 +70,8 @@ export class Puller {
 
     const limiter = new Limiter(options.maxConcurrentDownloads ?? 3);
     const config = parsed.config!;
+    // Layers already stored were measured when they arrived; an up-to-date pull decompresses nothing.
+    const known = await knownLayerMeasurements(this.store);
     const uncompressed = new Map<Digest, { diffId: Digest; size: number }>();
     // One failure stops the other downloads, and pull() returns only once none is left running.
     const stop = new AbortController();
@@ -78,7 +80,7 @@ export class Puller {
     const outcomes = await Promise.allSettled(
       [config, ...parsed.layers].map(async (blob, i) => {
         try {
-          const measured = await this.fetchBlob(client, ref, blob, limiter, fetchOptions, i > 0);
+          const measured = await this.fetchBlob(client, ref, blob, limiter, fetchOptions, i > 0, known);
           if (measured) uncompressed.set(blob.digest, measured);
         } catch (error) {
           stop.abort(error);
@@ -150,15 +152,17 @@ export class Puller {
     limiter: Limiter,
     options: PullOptions,
     isLayer: boolean,
+    known: Map<Digest, { diffId: Digest; size: number }>,
   ): Promise<{ diffId: Digest; size: number } | undefined> {
     const emit = options.onEvent ?? (() => undefined);
+    const measureStored = () => (isLayer ? (known.get(blob.digest) ?? diffIdOf(this.store, blob)) : undefined);
     const id = shortId(blob.digest);
     const layerEvent = (status: LayerStatus, extra: { current?: number; total?: number } = {}) => {
       if (isLayer) emit({ type: 'layer', id, digest: blob.digest, status, ...extra });
     };
     if ((await this.store.blobs.stat(blob.digest)) === blob.size) {
       layerEvent('Already exists');
-      return isLayer ? diffIdOf(this.store, blob) : undefined;
+      return measureStored();
     }
     const existing = this.inflight.get(blob.digest);
     if (existing) return existing;
@@ -170,7 +174,7 @@ export class Puller {
       () => withFileLock(join(this.store.blobs.ingestDir, `${ingestRef}.lock`), async () => {
         if ((await this.store.blobs.stat(blob.digest)) === blob.size) {
           layerEvent('Already exists');
-          return isLayer ? diffIdOf(this.store, blob) : undefined;
+          return measureStored();
         }
         const ingest = await this.store.blobs.ingest(ingestRef);
         let offset = await ingest.size();

@@ -43,6 +43,19 @@ export async function diffIdOf(store: ImageStore, layer: Descriptor): Promise<{ 
   return { diffId: `sha256:${hash.digest('hex')}`, size };
 }
 
+/**
+ * DiffIDs and uncompressed sizes the store already measured, by layer digest, taken from the
+ * image records: a layer present on disk need not be decompressed again to know them.
+ */
+export async function knownLayerMeasurements(store: ImageStore): Promise<Map<Digest, { diffId: Digest; size: number }>> {
+  const known = new Map<Digest, { diffId: Digest; size: number }>();
+  for (const record of await store.records()) {
+    if (!record.layerSizes || record.layerSizes.length !== record.layers.length) continue;
+    record.layers.forEach((layer, i) => known.set(layer.digest, { diffId: record.diffIds[i]!, size: record.layerSizes![i]! }));
+  }
+  return known;
+}
+
 /** Checks DiffIDs count and order against the config, as docker does. */
 export function checkDiffIds(config: ImageConfig, actual: Digest[]): void {
   const expected = config.rootfs?.diff_ids ?? [];
