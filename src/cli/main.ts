@@ -6,6 +6,7 @@ import { registerLogin } from './login.ts';
 import { registerPull } from './pull.ts';
 import { registerPush } from './push.ts';
 import { registerServe } from './serve.ts';
+import { registerSync } from './sync.ts';
 
 const program = new Command('skiff')
   .description('container image distribution: registry, mirror, client and syncer')
@@ -17,6 +18,7 @@ registerLogin(program);
 registerImages(program);
 registerArchive(program);
 registerPush(program);
+registerSync(program);
 
 try {
   await program.parseAsync(process.argv);

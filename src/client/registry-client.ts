@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { Agent, type Dispatcher } from 'undici';
 import { digestOf, type Digest } from '../digest/digest.ts';
+import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { VerifyingStream } from '../digest/verifier.ts';
 import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
 import { MANIFEST_ACCEPT, bareMediaType } from '../oci/media-types.ts';
@@ -235,6 +236,14 @@ export class RegistryClient {
   }
 
   async putManifest(repository: string, reference: string, body: Buffer, mediaType: string, signal?: AbortSignal): Promise<Digest> {
+    return (await this.pushManifest(repository, reference, body, mediaType, signal)).digest;
+  }
+
+  /**
+   * PUT a manifest. Returns its digest, checked against the one the registry announces, and
+   * whether the registry took the `subject` into its referrers index (the `OCI-Subject` header).
+   */
+  async pushManifest(repository: string, reference: string, body: Buffer, mediaType: string, signal?: AbortSignal): Promise<{ digest: Digest; subjectIndexed: boolean }> {
     const res = await this.send('PUT', `/v2/${repository}/manifests/${reference}`, {
       repository,
       actions: ['pull', 'push'],
@@ -244,7 +253,12 @@ export class RegistryClient {
       ...(signal ? { signal } : {}),
     });
     await res.body.dump();
-    return digestOf(body);
+    const digest = digestOf(body);
+    const announced = res.headers['docker-content-digest'];
+    if (typeof announced === 'string' && announced !== '' && announced !== digest) {
+      throw new ClientError(`${this.registry}/${repository}:${reference}: the registry stored the manifest as ${announced}, not ${digest}`, { status: res.statusCode, registry: this.registry, code: 'DIGEST_INVALID' });
+    }
+    return { digest, subjectIndexed: res.headers['oci-subject'] !== undefined };
   }
 
   async deleteManifest(repository: string, reference: string, signal?: AbortSignal): Promise<void> {
@@ -353,7 +367,7 @@ export class RegistryClient {
         offset = descriptor.size;
         break;
       } catch (error) {
-        if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500)) throw error;
+        if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500) || isContentError(error)) throw error;
         await sleep(backoffDelay(this.retry, attempt), signal);
         const status = await this.send('GET', location, { ...scope, expect: [204] });
         await status.body.dump();
@@ -417,6 +431,12 @@ export class RegistryClient {
   async close(): Promise<void> {
     await this.dispatcher.close();
   }
+}
+
+/** The source's bytes were wrong (digest or size): re-sending them cannot help. */
+function isContentError(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof DigestMismatchError || e instanceof SizeMismatchError) return true;
+  return false;
 }
 
 /** Reads at most `limit` bytes; with `strict`, more is an error rather than a cut. */

@@ -1,12 +1,21 @@
 import type { Blob, TestImage } from './images.ts';
 
-/** Monolithic blob push (POST ?digest=). Throws unless 201. */
+/**
+ * Monolithic blob push (POST ?digest=). A registry that opens a session instead (202, as the
+ * CNCF registry does) gets the bytes in one PUT to that session. Throws unless 201.
+ */
 export async function pushBlob(baseUrl: string, repo: string, item: Blob): Promise<void> {
-  const res = await fetch(`${baseUrl}/v2/${repo}/blobs/uploads/?digest=${item.descriptor.digest}`, {
+  let res = await fetch(`${baseUrl}/v2/${repo}/blobs/uploads/?digest=${item.descriptor.digest}`, {
     method: 'POST',
     headers: { 'Content-Type': 'application/octet-stream' },
     body: item.data,
   });
+  if (res.status === 202) {
+    await res.arrayBuffer();
+    const location = new URL(res.headers.get('location') ?? '', baseUrl);
+    location.searchParams.set('digest', item.descriptor.digest);
+    res = await fetch(location, { method: 'PUT', headers: { 'Content-Type': 'application/octet-stream' }, body: item.data });
+  }
   if (res.status !== 201) throw new Error(`push blob ${item.descriptor.digest} to ${repo}: ${res.status} ${await res.text()}`);
 }
 

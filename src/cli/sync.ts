@@ -1,0 +1,170 @@
+import { createWriteStream } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
+import { Option, type Command } from 'commander';
+import { sleep } from '../client/retry.ts';
+import { humanSize } from '../images/human.ts';
+import { ConfigError } from '../server/config.ts';
+import { parseInterval } from '../sync/interval.ts';
+import { parsePlatformFilter } from '../sync/platform-filter.ts';
+import { loadSyncConfig, type SyncConfig } from '../sync/sync-config.ts';
+import { SyncReport, successImages } from '../sync/sync-report.ts';
+import { SyncRunner, type SyncOptions } from '../sync/sync-runner.ts';
+import { formatAddress } from '../sync/sync-task.ts';
+import { SyncProgress, formatSummary } from './sync-progress.ts';
+
+interface SyncFlags {
+  config?: string;
+  auth?: string;
+  images?: string;
+  log?: string;
+  proc: number;
+  retries: number;
+  os: string[];
+  arch: string[];
+  force?: boolean;
+  outputSuccessImages?: string;
+  outputImagesFormat: 'yaml' | 'json';
+  exclude: string[];
+  dryRun?: boolean;
+  report?: string;
+  watch?: string;
+  referrers?: boolean;
+}
+
+const collect = (value: string, all: string[]) => [...all, value];
+
+function count(name: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new ConfigError(`${name} must be an integer ≥ ${min}, got ${JSON.stringify(value)}`);
+    return n;
+  };
+}
+
+function regexes(patterns: string[]): RegExp[] {
+  return patterns.map((pattern) => {
+    try {
+      return new RegExp(pattern);
+    } catch (error) {
+      throw new ConfigError(`--exclude ${JSON.stringify(pattern)}: ${(error as Error).message}`);
+    }
+  });
+}
+
+async function writeSuccessImages(file: string, format: 'yaml' | 'json', images: Record<string, string | string[]>): Promise<void> {
+  const text = format === 'json' ? `${JSON.stringify(images, null, 2)}\n` : (await import('yaml')).stringify(images);
+  await writeFile(file, text);
+}
+
+/** One sync run with its progress view and outputs; resolves to the number of failures. */
+async function runOnce(config: SyncConfig, flags: SyncFlags, base: Omit<SyncOptions, 'auth' | 'onEvent'>, log: Writable): Promise<number> {
+  const report = new SyncReport();
+  const progress = new SyncProgress(log, log === process.stderr ? process.stderr : undefined);
+  const runner = new SyncRunner({ ...base, auth: config.auth, onEvent: (event) => (report.listener(event), progress.handle(event)) });
+  try {
+    await runner.run(config.rules);
+  } finally {
+    progress.finish();
+    await runner.close();
+  }
+  const summary = report.summary();
+  process.stdout.write(formatSummary(summary));
+  if (flags.report) await writeFile(flags.report, `${JSON.stringify(summary, null, 2)}\n`);
+  if (flags.outputSuccessImages) await writeSuccessImages(flags.outputSuccessImages, flags.outputImagesFormat, successImages(summary));
+  return report.failures;
+}
+
+async function dryRun(config: SyncConfig, base: Omit<SyncOptions, 'auth' | 'onEvent'>): Promise<number> {
+  const runner = new SyncRunner({ ...base, auth: config.auth });
+  try {
+    const { entries, ruleErrors } = await runner.dryRun(config.rules);
+    const seen = new Map<string, number>(); // a blob moves once per destination registry
+    let copies = 0;
+    for (const { task, plan, error } of entries) {
+      const what = `${formatAddress(task.source)} -> ${formatAddress(task.destination)}`;
+      if (error || !plan) {
+        process.stdout.write(`error      ${what}: ${error}\n`);
+        continue;
+      }
+      if (plan.upToDate) {
+        process.stdout.write(`up to date ${what} ${plan.digest}${plan.note ? ` (${plan.note})` : ''}\n`);
+        continue;
+      }
+      copies++;
+      let bytes = 0;
+      for (const blob of plan.missing) {
+        const key = `${task.destination.registry} ${blob.digest}`;
+        if (!seen.has(key)) bytes += blob.size;
+        seen.set(key, blob.size);
+      }
+      process.stdout.write(`copy       ${what} ${plan.digest}: ${plan.missing.length} blob(s) missing, ${humanSize(bytes)} to move${plan.note ? ` (${plan.note})` : ''}\n`);
+    }
+    for (const { rule, reason } of ruleErrors) process.stdout.write(`error      rule ${rule}: ${reason}\n`);
+    const total = [...seen.values()].reduce((a, b) => a + b, 0);
+    process.stdout.write(`dry run: ${entries.length} image(s), ${copies} to copy, ${entries.length - copies} up to date, ${humanSize(total)} would move; nothing was copied\n`);
+    return ruleErrors.length + entries.filter((e) => e.error).length;
+  } finally {
+    await runner.close();
+  }
+}
+
+/** `skiff sync`: image-syncer's flags and files, plus --exclude, --dry-run, --report, --watch, --referrers. */
+export function registerSync(program: Command): void {
+  program
+    .command('sync')
+    .description("copy images between registries; reads image-syncer's auth and images files unchanged")
+    .option('--auth <file>', 'auth file (JSON, or YAML by extension): registry[/namespace] → {username, password, insecure}')
+    .option('--images <file>', 'image rules (JSON, or YAML by extension): source → destination(s)')
+    .option('--config <file>', 'deprecated combined file {"auth": …, "images": …}')
+    .option('--log <file>', 'write log lines to this file instead of stderr')
+    .option('-p, --proc <n>', 'concurrent blob transfers', count('--proc', 1), 5)
+    .option('-r, --retries <n>', 'passes over failed tasks after the first', count('--retries', 0), 2)
+    .option('--os <os[:osversion]>', 'keep only these OSes from multi-platform images (repeatable)', collect, [] as string[])
+    .option('--arch <arch[:variant]>', 'keep only these architectures (repeatable)', collect, [] as string[])
+    .option('--force', 'push manifests even when the destination already has the same digest')
+    .option('--output-success-images <file>', 'write the images that synced (or were up to date) as an images file')
+    .addOption(new Option('--output-images-format <format>', 'format of --output-success-images').choices(['yaml', 'json']).default('yaml'))
+    .option('--exclude <regex>', 'leave out source images (registry/repository:tag) matching this (repeatable)', collect, [] as string[])
+    .option('--dry-run', 'print the plan (images, tags, bytes that would move) and copy nothing')
+    .option('--report <file>', 'write the run report as JSON')
+    .option('--watch <interval>', 'run again every interval (e.g. 10m) until SIGTERM')
+    .option('--referrers', 'also copy referrers (signatures, SBOMs, attestations)')
+    .action(async (flags: SyncFlags) => {
+      const config = await loadSyncConfig({ ...(flags.auth ? { auth: flags.auth } : {}), ...(flags.images ? { images: flags.images } : {}), ...(flags.config ? { config: flags.config } : {}) });
+      let filter;
+      let interval: number | undefined;
+      try {
+        filter = parsePlatformFilter(flags.os, flags.arch);
+        interval = flags.watch ? parseInterval(flags.watch) : undefined;
+      } catch (error) {
+        throw new ConfigError((error as Error).message);
+      }
+      const base = { proc: flags.proc, retries: flags.retries, filter, force: flags.force ?? false, referrers: flags.referrers ?? false, exclude: regexes(flags.exclude) };
+      if (flags.dryRun) {
+        process.exitCode = (await dryRun(config, base)) > 0 ? 1 : 0;
+        return;
+      }
+      const log: Writable = flags.log ? createWriteStream(flags.log, { flags: 'a' }) : process.stderr;
+      try {
+        if (interval === undefined) {
+          process.exitCode = (await runOnce(config, flags, base, log)) > 0 ? 1 : 0;
+          return;
+        }
+        // Watch mode: a stop signal aborts the run in progress (manifests go last, so the
+        // destination stays consistent) or ends the wait, and the process exits 0.
+        const stop = new AbortController();
+        const onSignal = () => stop.abort();
+        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onSignal);
+        while (!stop.signal.aborted) {
+          await runOnce(config, flags, { ...base, signal: stop.signal }, log);
+          await sleep(interval, stop.signal).catch(() => undefined);
+        }
+        log.write(`${new Date().toISOString()} stopped by signal\n`);
+        process.exitCode = 0;
+      } finally {
+        if (log !== process.stderr) await new Promise((resolve) => log.end(resolve));
+      }
+    });
+}

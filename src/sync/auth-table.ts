@@ -1,0 +1,81 @@
+import { ConfigError } from '../server/config.ts';
+import { DOCKER_HUB_DOMAIN } from '../reference/reference.ts';
+import { expandEnv } from './env-expand.ts';
+
+/** One entry of image-syncer's auth.json: credentials and whether the registry speaks plain HTTP. */
+export interface AuthEntry {
+  username?: string;
+  password?: string;
+  insecure?: boolean;
+}
+
+const FIELDS = new Set(['username', 'password', 'insecure']);
+/** Names users write for Docker Hub; skiff's references say `docker.io`. */
+const DOCKER_HUB_ALIASES = ['registry.hub.docker.com', 'registry-1.docker.io', 'index.docker.io', 'hub.docker.com'];
+
+function normalizeKey(key: string): string {
+  const trimmed = key.replace(/^https?:\/\//, '').replace(/\/+$/, '');
+  const slash = trimmed.indexOf('/');
+  const host = slash === -1 ? trimmed : trimmed.slice(0, slash);
+  const rest = slash === -1 ? '' : trimmed.slice(slash);
+  return `${DOCKER_HUB_ALIASES.includes(host) ? DOCKER_HUB_DOMAIN : host}${rest}`;
+}
+
+/**
+ * auth.json: keys are `registry` or `registry/namespace`, and the longest key that is a prefix
+ * (on a path boundary) of `registry/repository` wins.
+ */
+export class AuthTable {
+  private readonly entries: [string, AuthEntry][];
+
+  constructor(entries: Record<string, AuthEntry> = {}) {
+    this.entries = Object.entries(entries)
+      .map(([key, entry]): [string, AuthEntry] => [normalizeKey(key), entry])
+      .sort((a, b) => b[0].length - a[0].length);
+  }
+
+  /** Validates a parsed auth document; errors name the file and key. */
+  static parse(document: Record<string, unknown>, file: string, env: NodeJS.ProcessEnv = process.env): AuthTable {
+    const entries: Record<string, AuthEntry> = {};
+    for (const [key, value] of Object.entries(document)) {
+      const where = `${file}: key ${JSON.stringify(key)}`;
+      if (key.trim() === '') throw new ConfigError(`${where}: the registry key is empty`);
+      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where}: expected {"username", "password", "insecure"}, got ${JSON.stringify(value)}`);
+      const entry: AuthEntry = {};
+      for (const [field, fieldValue] of Object.entries(value as Record<string, unknown>)) {
+        if (!FIELDS.has(field)) throw new ConfigError(`${where}: unknown field ${JSON.stringify(field)} (expected username, password, insecure)`);
+        if (field === 'insecure') {
+          if (typeof fieldValue !== 'boolean') throw new ConfigError(`${where}: "insecure" must be true or false`);
+          entry.insecure = fieldValue;
+        } else {
+          if (typeof fieldValue !== 'string') throw new ConfigError(`${where}: "${field}" must be a string`);
+          entry[field as 'username' | 'password'] = expandEnv(fieldValue, env);
+        }
+      }
+      entries[key] = entry;
+    }
+    return new AuthTable(entries);
+  }
+
+  /** The entry for `registry/repository`, longest prefix first. */
+  lookup(registry: string, repository: string): AuthEntry | undefined {
+    const full = `${registry}/${repository}`;
+    return this.entries.find(([key]) => full === key || full.startsWith(`${key}/`))?.[1];
+  }
+
+  /** Whether any entry for this registry marks it insecure (plain HTTP). */
+  insecure(registry: string): boolean {
+    return this.entries.some(([key, entry]) => entry.insecure === true && (key === registry || key.startsWith(`${registry}/`)));
+  }
+
+  /** Credentials only when both are non-empty, as image-syncer does; otherwise undefined. */
+  credentials(registry: string, repository: string): { username: string; password: string } | undefined {
+    const entry = this.lookup(registry, repository);
+    return entry?.username && entry.password ? { username: entry.username, password: entry.password } : undefined;
+  }
+
+  /** Whether auth.json has an entry covering this repository (then docker's config is not consulted). */
+  covers(registry: string, repository: string): boolean {
+    return this.lookup(registry, repository) !== undefined;
+  }
+}

@@ -1,0 +1,117 @@
+import { Readable, Transform } from 'node:stream';
+import type { RegistryClient } from '../client/registry-client.ts';
+import { VerifyingStream } from '../digest/verifier.ts';
+import type { Descriptor } from '../oci/descriptor.ts';
+import { Limiter } from '../images/limiter.ts';
+import type { BlobOutcome, SyncListener } from './sync-events.ts';
+
+export interface BlobEnd {
+  client: RegistryClient;
+  repository: string;
+}
+
+/**
+ * Gets blobs into destination repositories, moving each blob's bytes at most once per
+ * destination registry in a run:
+ *   - a repository known (this run) to hold the blob needs nothing;
+ *   - a transfer of the same blob to the same registry in flight is awaited, then mounted from;
+ *   - a repository of that registry known to hold it is mounted from;
+ *   - a HEAD finds what is already there;
+ *   - when source and destination are the same registry, the blob is mounted from the source;
+ *   - only then are the bytes streamed, GET → upload, verified end to end, with no temp file.
+ * `transfers` bounds concurrent byte transfers across the whole run (`--proc`);
+ * `requests` bounds the small calls (HEAD, mount).
+ */
+export class BlobMover {
+  /** `registry digest` → repositories known to hold the blob. */
+  private readonly located = new Map<string, Set<string>>();
+  /** `registry digest` → the transfer in flight, resolving to the repository it lands in. */
+  private readonly inflight = new Map<string, Promise<string>>();
+  private readonly transfers: Limiter;
+  private readonly requests: Limiter;
+  private readonly emit: SyncListener;
+  private readonly signal: AbortSignal | undefined;
+
+  constructor(options: { transfers: Limiter; requests: Limiter; emit: SyncListener; signal?: AbortSignal }) {
+    this.transfers = options.transfers;
+    this.requests = options.requests;
+    this.emit = options.emit;
+    this.signal = options.signal;
+  }
+
+  private note(key: string, repository: string): void {
+    let repositories = this.located.get(key);
+    if (!repositories) this.located.set(key, (repositories = new Set()));
+    repositories.add(repository);
+  }
+
+  private async mount(destination: BlobEnd, blob: Descriptor, from: string): Promise<boolean> {
+    if (from === destination.repository) return true;
+    return this.requests.run(() => destination.client.mountBlob(destination.repository, blob.digest, from, this.signal)).catch(() => false);
+  }
+
+  async ensure(source: BlobEnd, destination: BlobEnd, blob: Descriptor): Promise<BlobOutcome> {
+    const outcome = await this.place(source, destination, blob);
+    this.note(`${destination.client.registry} ${blob.digest}`, destination.repository);
+    this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, outcome });
+    return outcome;
+  }
+
+  private async place(source: BlobEnd, destination: BlobEnd, blob: Descriptor): Promise<BlobOutcome> {
+    const key = `${destination.client.registry} ${blob.digest}`;
+    if (this.located.get(key)?.has(destination.repository)) return 'existing';
+    const mountFromRun = async (): Promise<BlobOutcome | undefined> => {
+      const pending = this.inflight.get(key);
+      if (pending) {
+        const landed = await pending.catch(() => undefined);
+        if (landed !== undefined && (await this.mount(destination, blob, landed))) return landed === destination.repository ? 'existing' : 'mounted';
+      }
+      for (const from of this.located.get(key) ?? []) if (await this.mount(destination, blob, from)) return 'mounted';
+      return undefined;
+    };
+    const early = await mountFromRun();
+    if (early) return early;
+    const size = await this.requests.run(() => destination.client.headBlob(destination.repository, blob.digest, this.signal));
+    if (size !== undefined) return 'existing';
+    const late = await mountFromRun(); // another task may have started or finished it meanwhile
+    if (late) return late;
+    if (source.client.registry === destination.client.registry && (await this.mount(destination, blob, source.repository))) return 'mounted';
+    if (this.inflight.has(key)) return (await mountFromRun()) ?? this.place(source, destination, blob);
+    const transfer = this.transfers.run(() => this.copy(source, destination, blob)).then(() => destination.repository);
+    this.inflight.set(key, transfer);
+    try {
+      await transfer;
+    } finally {
+      this.inflight.delete(key);
+    }
+    return 'copied';
+  }
+
+  /** GET → upload. The first stream is verified against the digest; a resumed one is checked by the registry's PUT. */
+  private async copy(source: BlobEnd, destination: BlobEnd, blob: Descriptor): Promise<void> {
+    this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size });
+    const counted = (stream: Readable): Readable => {
+      const tap = new Transform({
+        transform: (chunk: Buffer, _encoding, callback) => {
+          this.emit({ type: 'bytes', bytes: chunk.length });
+          callback(null, chunk);
+        },
+      });
+      stream.on('error', (error) => tap.destroy(error));
+      return stream.pipe(tap);
+    };
+    await destination.client.pushBlob(
+      destination.repository,
+      blob,
+      (offset) => {
+        if (offset >= blob.size) return Readable.from([]);
+        const bytes = source.client.openBlobFrom(source.repository, blob, offset, this.signal);
+        if (offset > 0) return counted(bytes);
+        const verified = new VerifyingStream(blob.digest, blob.size);
+        bytes.on('error', (error) => verified.destroy(error));
+        return counted(bytes.pipe(verified));
+      },
+      this.signal,
+    );
+  }
+}
