@@ -320,7 +320,14 @@ export class RegistryClient {
         }
       }
     }
-    return Readable.from(chunks(), { objectMode: false });
+    async function* marked(): AsyncGenerator<Buffer> {
+      try {
+        yield* chunks();
+      } catch (error) {
+        throw markSourceFailure(error); // what a reader sees is final: the retries happened here
+      }
+    }
+    return Readable.from(marked(), { objectMode: false });
   }
 
   /** Cross-repository mount; true when the registry mounted it (201). */
@@ -351,35 +358,44 @@ export class RegistryClient {
     const post = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { ...scope, expect: [202], headers: { 'content-length': '0' } });
     await post.body.dump();
     let location = this.locationPath(post.headers.location);
-    let offset = 0;
-    for (let attempt = 1; offset < descriptor.size || attempt === 1; attempt++) {
-      try {
-        const stream = await source(offset);
-        const patch = await this.send('PATCH', location, {
-          ...scope,
-          expect: [202],
-          idempotent: false,
-          headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${descriptor.size - 1}`, 'content-length': String(descriptor.size - offset) },
-          body: () => stream,
-        });
-        await patch.body.dump();
-        location = this.locationPath(patch.headers.location, location);
-        offset = descriptor.size;
-        break;
-      } catch (error) {
-        if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500) || isContentError(error)) throw error;
-        await sleep(backoffDelay(this.retry, attempt), signal);
-        const status = await this.send('GET', location, { ...scope, expect: [204] });
-        await status.body.dump();
-        location = this.locationPath(status.headers.location, location);
-        const range = /^0-(\d+)$/.exec(String(status.headers.range ?? ''));
-        offset = range ? Number(range[1]) + 1 : 0;
-        if (offset === 1 && descriptor.size !== 1) offset = 0; // "0-0" means nothing received
+    try {
+      let offset = 0;
+      for (let attempt = 1; offset < descriptor.size || attempt === 1; attempt++) {
+        try {
+          const stream = await source(offset);
+          const patch = await this.send('PATCH', location, {
+            ...scope,
+            expect: [202],
+            idempotent: false,
+            headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${descriptor.size - 1}`, 'content-length': String(descriptor.size - offset) },
+            body: () => stream,
+          });
+          await patch.body.dump();
+          location = this.locationPath(patch.headers.location, location);
+          offset = descriptor.size;
+          break;
+        } catch (error) {
+          // A source that gave up (after its own retries) or sent wrong bytes: re-sending cannot help.
+          const fromSource = sourceFailure(error);
+          if (fromSource) throw fromSource;
+          if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500)) throw error;
+          await sleep(backoffDelay(this.retry, attempt), signal);
+          const status = await this.send('GET', location, { ...scope, expect: [204] });
+          await status.body.dump();
+          location = this.locationPath(status.headers.location, location);
+          const range = /^0-(\d+)$/.exec(String(status.headers.range ?? ''));
+          offset = range ? Number(range[1]) + 1 : 0;
+          if (offset === 1 && descriptor.size !== 1) offset = 0; // "0-0" means nothing received
+        }
       }
+      const separator = location.includes('?') ? '&' : '?';
+      const put = await this.send('PUT', `${location}${separator}digest=${descriptor.digest}`, { ...scope, expect: [201], headers: { 'content-length': '0' } });
+      await put.body.dump();
+    } catch (error) {
+      // Close the session rather than leave the registry holding a half upload until it expires.
+      if (!signal?.aborted) await this.send('DELETE', location, { repository, actions: ['pull', 'push'], expect: [200, 202, 204, 404], idempotent: false }).then((r) => r.body.dump(), () => undefined);
+      throw error;
     }
-    const separator = location.includes('?') ? '&' : '?';
-    const put = await this.send('PUT', `${location}${separator}digest=${descriptor.digest}`, { ...scope, expect: [201], headers: { 'content-length': '0' } });
-    await put.body.dump();
   }
 
   private locationPath(header: string | string[] | undefined, fallback?: string): string {
@@ -433,10 +449,23 @@ export class RegistryClient {
   }
 }
 
-/** The source's bytes were wrong (digest or size): re-sending them cannot help. */
-function isContentError(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause) if (e instanceof DigestMismatchError || e instanceof SizeMismatchError) return true;
-  return false;
+/** Errors with which a blob source (openBlobFrom) gave up after its own retries. */
+const sourceFailures = new WeakSet<object>();
+
+function markSourceFailure(error: unknown): unknown {
+  if (error instanceof Error) sourceFailures.add(error);
+  return error;
+}
+
+/**
+ * The source-side error inside an upload failure, if any: a blob source that gave up, or bytes
+ * that failed verification (digest or size). The upload's own retries must not repeat those.
+ */
+function sourceFailure(error: unknown): Error | undefined {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (sourceFailures.has(e) || e instanceof DigestMismatchError || e instanceof SizeMismatchError) return e;
+  }
+  return undefined;
 }
 
 /** Reads at most `limit` bytes; with `strict`, more is an error rather than a cut. */

@@ -73,8 +73,11 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
   clearTimeout(timer);
 }
 
-/** The CNCF registry (Debian's docker-registry) on a loopback port with a temp filesystem root. */
-export async function startCncfRegistry(): Promise<Peer> {
+/**
+ * The CNCF registry (Debian's docker-registry) on a loopback port with a temp filesystem root.
+ * `htpasswd` (lines of `user:bcrypt-hash`) turns on its Basic authentication.
+ */
+export async function startCncfRegistry(options: { htpasswd?: string } = {}): Promise<Peer> {
   const dir = await mkdtemp(join(tmpdir(), 'skiff-cncf-'));
   const port = await freePort();
   const config = [
@@ -82,8 +85,12 @@ export async function startCncfRegistry(): Promise<Peer> {
     'log: { level: error, accesslog: { disabled: true } }',
     `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
     `http: { addr: 127.0.0.1:${port} }`,
-  ].join('\n');
-  await writeFile(join(dir, 'config.yml'), config);
+  ];
+  if (options.htpasswd !== undefined) {
+    await writeFile(join(dir, 'htpasswd'), `${options.htpasswd}\n`);
+    config.push(`auth: { htpasswd: { realm: skiff-test, path: ${join(dir, 'htpasswd')} } }`);
+  }
+  await writeFile(join(dir, 'config.yml'), config.join('\n'));
   const child = spawn('docker-registry', ['serve', join(dir, 'config.yml')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
