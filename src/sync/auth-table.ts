@@ -40,10 +40,13 @@ export class AuthTable {
     for (const [key, value] of Object.entries(document)) {
       const where = `${file}: key ${JSON.stringify(key)}`;
       if (key.trim() === '') throw new ConfigError(`${where}: the registry key is empty`);
-      if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new ConfigError(`${where}: expected {"username", "password", "insecure"}, got ${JSON.stringify(value)}`);
+      // A YAML key with nothing after it (`docker.io:`) is null; image-syncer's decoder reads it as an empty entry.
+      if (value !== null && (typeof value !== 'object' || Array.isArray(value))) throw new ConfigError(`${where}: expected {"username", "password", "insecure"}, got ${JSON.stringify(value)}`);
       const entry: AuthEntry = {};
-      for (const [field, fieldValue] of Object.entries(value as Record<string, unknown>)) {
+      for (const [field, fieldValue] of Object.entries((value ?? {}) as Record<string, unknown>)) {
         if (!FIELDS.has(field)) throw new ConfigError(`${where}: unknown field ${JSON.stringify(field)} (expected username, password, insecure)`);
+        // `username:` left empty in YAML (often an unset shell variable in a heredoc) is null: unset, as in image-syncer.
+        if (fieldValue === null) continue;
         if (field === 'insecure') {
           if (typeof fieldValue !== 'boolean') throw new ConfigError(`${where}: "insecure" must be true or false`);
           entry.insecure = fieldValue;
@@ -59,13 +62,15 @@ export class AuthTable {
 
   /** The entry for `registry/repository`, longest prefix first. */
   lookup(registry: string, repository: string): AuthEntry | undefined {
-    const full = `${registry}/${repository}`;
+    // Keys are normalized (registry-1.docker.io → docker.io), so the queried host must be too.
+    const full = `${normalizeKey(registry)}/${repository}`;
     return this.entries.find(([key]) => full === key || full.startsWith(`${key}/`))?.[1];
   }
 
   /** Whether any entry for this registry marks it insecure (plain HTTP). */
   insecure(registry: string): boolean {
-    return this.entries.some(([key, entry]) => entry.insecure === true && (key === registry || key.startsWith(`${registry}/`)));
+    const host = normalizeKey(registry);
+    return this.entries.some(([key, entry]) => entry.insecure === true && (key === host || key.startsWith(`${host}/`)));
   }
 
   /** Credentials only when both are non-empty, as image-syncer does; otherwise undefined. */

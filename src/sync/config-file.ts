@@ -17,8 +17,18 @@ export async function readConfigDocument(file: string): Promise<Record<string, u
   let document: unknown;
   try {
     if (yamlSyntax) {
-      const { parse } = await import('yaml'); // loaded only when a YAML file is given
-      document = parse(text);
+      const { parseDocument, visit } = await import('yaml'); // loaded only when a YAML file is given
+      const parsed = parseDocument(text);
+      if (parsed.errors[0]) throw parsed.errors[0];
+      // image-syncer's Go decoder reads any scalar into a string field as written, so
+      // `username: 100012345678` or `password: 0042` are strings. No field here is a number, so
+      // numbers keep their source text (converting afterwards would turn 0042 into "42").
+      visit(parsed, {
+        Scalar(_key, node) {
+          if (typeof node.value === 'number' || typeof node.value === 'bigint') node.value = node.source ?? String(node.value);
+        },
+      });
+      document = parsed.toJS();
     } else document = JSON.parse(text);
   } catch (error) {
     throw new ConfigError(`${file}: not valid ${yamlSyntax ? 'YAML' : 'JSON'}: ${(error as Error).message}`);
