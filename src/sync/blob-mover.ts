@@ -5,6 +5,9 @@ import type { Descriptor } from '../oci/descriptor.ts';
 import { Limiter } from '../images/limiter.ts';
 import type { BlobOutcome, SyncListener } from './sync-events.ts';
 
+/** Blobs up to this size upload in one PUT; bigger ones stream through a resumable PATCH. */
+const MONOLITHIC_MAX_BYTES = 8 * 1024 * 1024;
+
 export interface BlobEnd {
   client: RegistryClient;
   repository: string;
@@ -112,6 +115,7 @@ export class BlobMover {
         return counted(bytes.pipe(verified));
       },
       this.signal,
+      { monolithicMaxBytes: MONOLITHIC_MAX_BYTES },
     );
   }
 }
