@@ -1,7 +1,7 @@
 import { createInterface } from 'node:readline';
 import { Writable, type Readable } from 'node:stream';
 import type { Command } from 'commander';
-import type { Dispatcher } from 'undici';
+import type { Transport } from '../client/transport.ts';
 import { CredentialHelperError, helperErase, helperStore, type HelperOptions } from '../client/credential-helper.ts';
 import {
   configKeyFor,
@@ -39,7 +39,7 @@ export interface LoginOptions extends DockerConfigOptions {
   password: string;
   /** Talk plain HTTP to a non-loopback registry. */
   plainHttp?: boolean;
-  dispatcher?: Dispatcher;
+  transport?: Transport;
   retry?: RetryPolicy;
   helperTimeoutMs?: number;
   signal?: AbortSignal;
@@ -86,13 +86,13 @@ function isRejection(error: unknown): boolean {
 }
 
 /** Pings the registry with the credentials; a 401 is "wrong username or password". */
-export async function verifyCredentials(registry: string, username: string, password: string, options: Pick<LoginOptions, 'plainHttp' | 'dispatcher' | 'retry' | 'signal'> = {}): Promise<void> {
+export async function verifyCredentials(registry: string, username: string, password: string, options: Pick<LoginOptions, 'plainHttp' | 'transport' | 'retry' | 'signal'> = {}): Promise<void> {
   const client = new RegistryClient({
     registry,
     credentials: { username, password },
     retry: options.retry ?? { attempts: 3, baseDelayMs: 200, maxDelayMs: 2000 },
     ...(options.plainHttp !== undefined ? { plainHttp: options.plainHttp } : {}),
-    ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    ...(options.transport ? { transport: options.transport } : {}),
   });
   try {
     await client.ping(options.signal);
@@ -100,7 +100,7 @@ export async function verifyCredentials(registry: string, username: string, pass
     if (isRejection(error)) throw new LoginError(`wrong username or password for ${registry}`, { cause: error });
     throw new LoginError(`cannot log in to ${registry}: ${(error as Error).message}`, { cause: error });
   } finally {
-    if (!options.dispatcher) await client.close();
+    if (!options.transport) await client.close();
   }
 }
 

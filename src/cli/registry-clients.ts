@@ -3,12 +3,12 @@ import { access } from 'node:fs/promises';
 import { rootCertificates } from 'node:tls';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { credentialSource } from '../client/credentials.ts';
 import { MirroredClient, type PullSource } from '../client/mirrored-client.ts';
 import { loadMirrorConfig, type Endpoint, type MirrorSet } from '../client/mirrors.ts';
 import { RegistryClient } from '../client/registry-client.ts';
 import { DEFAULT_RETRY } from '../client/retry.ts';
+import { NodeHttpTransport } from '../client/transport.ts';
 
 export interface ClientSettings {
   /** PEM file of extra certificate authorities to trust (a private registry's CA). */
@@ -42,7 +42,7 @@ export function clientFactory(settings: ClientSettings = {}) {
   const caFile = settings.caFile ?? process.env.SKIFF_CA_FILE;
   // Node's bundled roots plus the given CA, so public registries keep working.
   const ca = caFile ? [...rootCertificates, readFileSync(caFile, 'utf8')] : undefined;
-  const dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: 16, ...(ca ? { connect: { ca } } : {}) });
+  const transport = new NodeHttpTransport({ connections: 16, ...(ca ? { ca } : {}) });
   const clients = new Map<string, RegistryClient>();
   const insecure = new Set(settings.insecureRegistries ?? []);
   const mirrors = settings.mirrors ?? {};
@@ -50,7 +50,7 @@ export function clientFactory(settings: ClientSettings = {}) {
   const get = (registry: string): RegistryClient => {
     let client = clients.get(registry);
     if (!client) {
-      client = new RegistryClient({ registry, dispatcher, credentials: credentialSource(registry, { onHelperError: warnOnce }), ...(insecure.has(registry) ? { plainHttp: true } : {}) });
+      client = new RegistryClient({ registry, transport, credentials: credentialSource(registry, { onHelperError: warnOnce }), ...(insecure.has(registry) ? { plainHttp: true } : {}) });
       clients.set(registry, client);
     }
     return client;
@@ -62,7 +62,7 @@ export function clientFactory(settings: ClientSettings = {}) {
     let client = clients.get(key);
     if (!client) {
       // A mirror gets its own credentials, never the origin's, and fewer retries: the origin is next.
-      client = new RegistryClient({ registry, endpoint: endpoint.baseUrl, dispatcher, credentials: credentialSource(endpoint.host, { onHelperError: warnOnce }), retry: { ...DEFAULT_RETRY, attempts: 2 } });
+      client = new RegistryClient({ registry, endpoint: endpoint.baseUrl, transport, credentials: credentialSource(endpoint.host, { onHelperError: warnOnce }), retry: { ...DEFAULT_RETRY, attempts: 2 } });
       clients.set(key, client);
     }
     return client;
@@ -76,7 +76,7 @@ export function clientFactory(settings: ClientSettings = {}) {
       return new MirroredClient(registry, mirrors, (endpoint) => forEndpoint(registry, endpoint));
     },
     async close(): Promise<void> {
-      await dispatcher.close();
+      await transport.close();
     },
   };
 }

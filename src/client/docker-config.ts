@@ -1,4 +1,4 @@
-import { syncFile } from '../content/fs-blob-store.ts';
+import { syncFile } from '../content/sync-file.ts';
 import { randomBytes } from 'node:crypto';
 import { mkdir, open, readFile, realpath, rename, unlink } from 'node:fs/promises';
 import { homedir } from 'node:os';

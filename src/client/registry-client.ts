@@ -1,5 +1,4 @@
 import { Readable } from 'node:stream';
-import { Agent, type Dispatcher } from 'undici';
 import { digestOf, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { VerifyingStream } from '../digest/verifier.ts';
@@ -11,6 +10,7 @@ import { parseChallenges, type Challenge } from './challenge.ts';
 import { ClientError, adviceFor, describeNetworkError, parseErrorBody } from './errors.ts';
 import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
+import { NodeHttpTransport, type Transport, type TransportResponse } from './transport.ts';
 
 export interface Credentials {
   username?: string;
@@ -26,7 +26,8 @@ export interface RegistryClientOptions {
   plainHttp?: boolean;
   credentials?: Credentials | (() => Promise<Credentials | undefined>);
   retry?: RetryPolicy;
-  dispatcher?: Dispatcher;
+  /** Shared connection pools; by default the client makes its own. */
+  transport?: Transport;
   userAgent?: string;
   /**
    * Talk to this base URL instead of the registry's own host: a mirror, e.g.
@@ -67,7 +68,7 @@ export function isLoopbackHost(registry: string): boolean {
 export class RegistryClient {
   readonly registry: string;
   readonly baseUrl: string;
-  private readonly dispatcher: Dispatcher;
+  private readonly transport: Transport;
   private readonly retry: RetryPolicy;
   private readonly tokens = new TokenCache();
   private readonly userAgent: string;
@@ -86,7 +87,7 @@ export class RegistryClient {
     this.baseUrl = endpoint ? endpoint.origin : `${plain ? 'http' : 'https'}://${host}`;
     this.pathPrefix = endpoint ? endpoint.pathname.replace(/\/+$/, '') : '';
     this.namespace = endpoint ? options.registry : undefined;
-    this.dispatcher = options.dispatcher ?? new Agent({ keepAliveTimeout: 30_000, connections: 16 });
+    this.transport = options.transport ?? new NodeHttpTransport();
     this.retry = options.retry ?? DEFAULT_RETRY;
     this.userAgent = options.userAgent ?? 'skiff/0.1';
     this.credentialSource = options.credentials;
@@ -110,23 +111,23 @@ export class RegistryClient {
       return `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
     }
     if (challenge.scheme !== 'bearer') return undefined;
-    const token = await this.tokens.get(challenge, scopes, credentials, { dispatcher: this.dispatcher, userAgent: this.userAgent, ...(signal ? { signal } : {}) });
+    const token = await this.tokens.get(challenge, scopes, credentials, { transport: this.transport, userAgent: this.userAgent, ...(signal ? { signal } : {}) });
     return `Bearer ${token}`;
   }
 
   /** Sends one request with auth and retries; returns the response for the caller to consume. */
-  async send(method: string, path: string, options: RequestOptions): Promise<Dispatcher.ResponseData> {
+  async send(method: string, path: string, options: RequestOptions): Promise<TransportResponse> {
     const scopes = this.scopes(options);
     let authRetried = false;
     for (let attempt = 1; ; attempt++) {
       const authorization = await this.authorization(scopes, options.signal);
       const body = typeof options.body === 'function' ? options.body() : options.body;
-      let response: Dispatcher.ResponseData;
+      let response: TransportResponse;
       try {
-        response = await this.dispatcher.request({
+        response = await this.transport.request({
           origin: this.baseUrl,
           path: this.endpointPath(path),
-          method: method as Dispatcher.HttpMethod,
+          method,
           headers: { 'user-agent': this.userAgent, ...options.headers, ...(authorization ? { authorization } : {}) },
           ...(body !== undefined ? { body } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
@@ -180,7 +181,7 @@ export class RegistryClient {
    * Follows up to five redirects. `Authorization` goes along only while the host stays the
    * registry's own: a pre-signed storage URL must never see the registry's credentials.
    */
-  private async followRedirect(method: string, first: Dispatcher.ResponseData, authorization: string | undefined, options: RequestOptions): Promise<Dispatcher.ResponseData> {
+  private async followRedirect(method: string, first: TransportResponse, authorization: string | undefined, options: RequestOptions): Promise<TransportResponse> {
     let response = first;
     let base = new URL(this.baseUrl);
     for (let hop = 0; hop < 5 && REDIRECTS.includes(response.statusCode); hop++) {
@@ -189,10 +190,10 @@ export class RegistryClient {
       const target = new URL(String(Array.isArray(location) ? location[0] : location), base);
       const sameHost = target.host === new URL(this.baseUrl).host;
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers, ...(sameHost && authorization ? { authorization } : {}) };
-      response = await this.dispatcher.request({
+      response = await this.transport.request({
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
-        method: method as Dispatcher.HttpMethod,
+        method,
         headers,
         ...(options.signal ? { signal: options.signal } : {}),
       });
@@ -468,7 +469,7 @@ export class RegistryClient {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.transport.close();
   }
 }
 

@@ -1,4 +1,4 @@
-import type { Dispatcher } from 'undici';
+import type { Transport } from './transport.ts';
 import type { Challenge } from './challenge.ts';
 import { ClientError } from './errors.ts';
 import type { Credentials } from './registry-client.ts';
@@ -29,7 +29,7 @@ export class TokenCache {
     this.tokens.delete(this.key(scopes));
   }
 
-  async get(challenge: Challenge, scopes: string[], credentials: Credentials | undefined, options: { dispatcher: Dispatcher; userAgent: string; signal?: AbortSignal }): Promise<string> {
+  async get(challenge: Challenge, scopes: string[], credentials: Credentials | undefined, options: { transport: Transport; userAgent: string; signal?: AbortSignal }): Promise<string> {
     const key = this.key(scopes);
     const cached = this.tokens.get(key);
     if (cached && cached.expiresAt > Date.now()) return cached.token;
@@ -46,7 +46,7 @@ export class TokenCache {
       for (const scope of allScopes) url.searchParams.append('scope', scope);
       const headers: Record<string, string> = { 'user-agent': options.userAgent };
       if (credentials?.username) headers.authorization = `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
-      response = await options.dispatcher.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers, ...(options.signal ? { signal: options.signal } : {}) });
+      response = await options.transport.request({ origin: url.origin, path: `${url.pathname}${url.search}`, method: 'GET', headers, ...(options.signal ? { signal: options.signal } : {}) });
     }
     const text = await response.body.text();
     if (response.statusCode !== 200) {
@@ -64,11 +64,11 @@ export class TokenCache {
     return token;
   }
 
-  private async postRefresh(realm: string, service: string | undefined, scopes: string[], refreshToken: string, options: { dispatcher: Dispatcher; userAgent: string; signal?: AbortSignal }) {
+  private async postRefresh(realm: string, service: string | undefined, scopes: string[], refreshToken: string, options: { transport: Transport; userAgent: string; signal?: AbortSignal }) {
     const url = new URL(realm);
     const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: refreshToken, client_id: 'skiff', ...(service ? { service } : {}) });
     if (scopes.length > 0) form.set('scope', scopes.join(' '));
-    return options.dispatcher.request({
+    return options.transport.request({
       origin: url.origin,
       path: `${url.pathname}${url.search}`,
       method: 'POST',

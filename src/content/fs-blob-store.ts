@@ -1,3 +1,4 @@
+import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
@@ -281,17 +282,6 @@ class FsIngest implements Ingest {
     return `${algorithm}:${hash.digest('hex')}`;
   }
 }
-
-/** fsync(2) a file or directory by path. */
-export async function syncFile(path: string): Promise<void> {
-  const handle = await open(path, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}
-
 
 /** Resolves once `chunk` has been handed to the destination's resource, so its buffer may be reused. */
 function writeAndWait(destination: Writable, chunk: Buffer): Promise<void> {

@@ -1,7 +1,7 @@
-import { Agent } from 'undici';
 import { credentialSource } from '../client/credentials.ts';
 import { RegistryClient, type Credentials } from '../client/registry-client.ts';
 import type { RetryPolicy } from '../client/retry.ts';
+import { NodeHttpTransport } from '../client/transport.ts';
 import type { AuthTable } from './auth-table.ts';
 
 export interface SyncClientOptions {
@@ -21,12 +21,12 @@ export interface SyncClientOptions {
  */
 export class SyncClients {
   private readonly clients = new Map<string, RegistryClient>();
-  private readonly dispatcher: Agent;
+  private readonly transport: NodeHttpTransport;
   private readonly options: SyncClientOptions;
 
   constructor(options: SyncClientOptions) {
     this.options = options;
-    this.dispatcher = new Agent({ keepAliveTimeout: 30_000, connections: options.connections ?? 32 });
+    this.transport = new NodeHttpTransport({ connections: options.connections ?? 32 });
   }
 
   get(registry: string, repository: string): RegistryClient {
@@ -41,7 +41,7 @@ export class SyncClients {
           : credentialSource(registry, { onHelperError: (error) => this.options.onCredentialWarning?.(`${error.message}; continuing without credentials`) }));
       client = new RegistryClient({
         registry,
-        dispatcher: this.dispatcher,
+        transport: this.transport,
         userAgent: 'skiff-sync/0.1',
         ...(credentials ? { credentials } : {}),
         ...(this.options.auth.insecure(registry) ? { plainHttp: true } : {}),
@@ -53,6 +53,6 @@ export class SyncClients {
   }
 
   async close(): Promise<void> {
-    await this.dispatcher.close();
+    await this.transport.close();
   }
 }

@@ -324,7 +324,7 @@ describe('fallback across real endpoints (the loop mirrors.ts documents)', () =>
       try {
         const url = new URL(endpointUrl(endpoint, `/v2/${repository}/manifests/${target}`));
         const res = await client.send('GET', `${url.pathname}${url.search}`, { repository, expect: [200], headers: { accept: MANIFEST_ACCEPT }, ...(signal ? { signal } : {}) });
-        return { body: Buffer.from(await res.body.arrayBuffer()), from: endpoint, failures };
+        return { body: Buffer.concat(await Array.fromAsync(res.body as AsyncIterable<Buffer>)), from: endpoint, failures };
       } catch (error) {
         failures.push(`${endpoint.host}: ${classifyFailure(error, signal)}`);
         if (i === endpoints.length - 1 || !shouldFallBack(error, endpoint.isMirror, signal)) throw error;

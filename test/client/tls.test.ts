@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { rootCertificates } from 'node:tls';
-import { Agent } from 'undici';
+import { NodeHttpTransport } from '../../src/client/transport.ts';
 import { RegistryClient } from '../../src/client/registry-client.ts';
 
 test('a registry with an untrusted certificate gets a TLS error that says what to do; its CA fixes it', async () => {
@@ -26,7 +26,7 @@ test('a registry with an untrusted certificate gets a TLS error that says what t
       const untrusting = new RegistryClient({ registry: host, plainHttp: false, retry });
       await assert.rejects(untrusting.ping(), /TLS problem talking to 127\.0\.0\.1:\d+ \((DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN)[^)]*\); give its CA with --ca-file/);
       await untrusting.close();
-      const trusting = new RegistryClient({ registry: host, plainHttp: false, retry, dispatcher: new Agent({ connect: { ca: [...rootCertificates, cert] } }) });
+      const trusting = new RegistryClient({ registry: host, plainHttp: false, retry, transport: new NodeHttpTransport({ ca: [...rootCertificates, cert] }) });
       await trusting.ping();
       await trusting.close();
     } finally {
