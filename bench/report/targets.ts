@@ -1,0 +1,28 @@
+/** The issue's targets (issue #5 and the sync/pull issues), as checks on a row's ratio and % of limit. */
+export interface Target {
+  text: string;
+  /** ratio = skiff median / peer median; ofLimit = skiff's fraction of the machine's limit. */
+  pass(ratio: number | undefined, ofLimit: number | undefined): boolean | undefined;
+}
+
+const atLeast = (min: number) => (ratio: number | undefined) => (ratio === undefined ? undefined : ratio >= min);
+const atMost = (max: number) => (ratio: number | undefined) => (ratio === undefined ? undefined : ratio <= max);
+
+export const TARGETS: Record<string, Target> = {
+  'manifest-tag-rps': { text: '≥ 5× CNCF', pass: atLeast(5) },
+  'manifest-digest-rps': { text: '≥ 5× CNCF', pass: atLeast(5) },
+  'manifest-tag-p99': { text: '< CNCF', pass: (r) => (r === undefined ? undefined : r < 1) },
+  'manifest-digest-p99': { text: '< CNCF', pass: (r) => (r === undefined ? undefined : r < 1) },
+  'blob-get-1': {
+    text: '≥ 1.0× CNCF and ≥ 85% nginx',
+    pass: (r, l) => (r === undefined || l === undefined ? undefined : r >= 1 && l >= 0.85),
+  },
+  'blob-get-8': { text: '≥ 1.0× CNCF', pass: atLeast(1) },
+  'rss-blob-get-8': { text: '≤ CNCF', pass: atMost(1) },
+  'sync-small': { text: '≤ 0.5× skopeo', pass: atMost(0.5) },
+  'sync-noop': { text: '≤ 1× skopeo', pass: atMost(1) },
+  'copy-big': { text: '≤ 0.4× skopeo', pass: atMost(0.4) },
+  'pull-big': { text: '≤ 0.5× skopeo (≥ 2× faster)', pass: atMost(0.5) },
+  'mirror-cold': { text: '≤ 1.1× direct pull, 1× upstream bytes', pass: () => undefined },
+  'mirror-warm': { text: '—', pass: () => undefined },
+};
