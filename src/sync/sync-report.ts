@@ -1,6 +1,6 @@
 import type { Digest } from '../digest/digest.ts';
 import type { BlobOutcome, ImageOutcome, SyncEvent } from './sync-events.ts';
-import { formatAddress, taskKey, type SyncTask } from './sync-task.ts';
+import { compareText, formatAddress, taskKey, type SyncTask } from './sync-task.ts';
 
 export interface ImageReport {
   source: string;
@@ -91,7 +91,7 @@ export class SyncReport {
   summary(): SyncSummary {
     const finished = new Date();
     const durationSeconds = (finished.getTime() - this.started.getTime()) / 1000;
-    const results = [...this.images.values()].sort((a, b) => a.source.localeCompare(b.source) || a.destination.localeCompare(b.destination));
+    const results = [...this.images.values()].sort((a, b) => compareText(a.source, b.source) || compareText(a.destination, b.destination));
     const count = (outcome: ImageOutcome) => results.filter((r) => r.outcome === outcome).length;
     return {
       startedAt: this.started.toISOString(),

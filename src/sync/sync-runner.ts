@@ -8,7 +8,7 @@ import { expandRule } from './planner.ts';
 import type { PlatformFilter } from './platform-filter.ts';
 import { SyncClients } from './sync-clients.ts';
 import type { SyncListener } from './sync-events.ts';
-import { taskKey, type SyncTask } from './sync-task.ts';
+import { compareText, taskKey, type SyncTask } from './sync-task.ts';
 
 export interface SyncOptions {
   auth: AuthTable;
@@ -130,7 +130,7 @@ export class SyncRunner {
         );
       }),
     );
-    entries.sort((a, b) => taskKey(a.task).localeCompare(taskKey(b.task)));
+    entries.sort((a, b) => compareText(taskKey(a.task), taskKey(b.task)));
     return { entries, ruleErrors };
   }
 

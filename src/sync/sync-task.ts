@@ -22,3 +22,8 @@ export function formatAddress(address: ImageAddress): string {
 export function taskKey(task: SyncTask): string {
   return `${formatAddress(task.source)} -> ${formatAddress(task.destination)}`;
 }
+
+/** Code-point order: stable across locales, and free of ICU's collator set-up (~10 ms on a cold start). */
+export function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
