@@ -8,8 +8,17 @@ import { canonicalName, formatFamiliar, formatReference, parseReference, type Re
 import { join } from 'node:path';
 import { withFileLock } from './file-lock.ts';
 import { Limiter } from './limiter.ts';
-import { diffIdOf, knownLayerMeasurements, recordImage } from './record.ts';
+import { DecodeThread } from './decode-thread.ts';
+import { LayerDigester, type LayerMeasurement } from './layer-digester.ts';
+import { checkDiffIdCount, checkLayerDiffId, diffIdOf, knownLayerMeasurements, readJsonBlob, recordImage, type ImageConfig } from './record.ts';
 import type { ImageRecord, ImageStore } from './store.ts';
+
+/**
+ * Layers this big are decoded and hashed on a worker thread while they download, so their two
+ * sha256 passes (compressed, uncompressed) run on two cores. Below it, starting the thread (tens
+ * of milliseconds) would cost more than it saves.
+ */
+const OFF_THREAD_LAYER_BYTES = 32 * 1024 * 1024;
 
 /** Docker's per-layer progress words, in order. */
 export type LayerStatus =
@@ -51,7 +60,8 @@ export interface PullResult {
 export class Puller {
   private readonly store: ImageStore;
   private readonly clientFor: (registry: string) => PullSource;
-  private readonly inflight = new Map<Digest, Promise<{ diffId: Digest; size: number } | undefined>>();
+  private readonly inflight = new Map<Digest, Promise<LayerMeasurement | undefined>>();
+  private readonly decodeThread = new DecodeThread();
 
   constructor(store: ImageStore, clientFor: (registry: string) => PullSource) {
     this.store = store;
@@ -70,24 +80,46 @@ export class Puller {
 
     const limiter = new Limiter(options.maxConcurrentDownloads ?? 3);
     const config = parsed.config!;
+    // The decode thread takes a while to start: start it now if a big layer is coming.
+    for (const layer of parsed.layers) {
+      if (layer.size >= OFF_THREAD_LAYER_BYTES && (await this.store.blobs.stat(layer.digest)) !== layer.size) {
+        this.decodeThread.warm();
+        break;
+      }
+    }
     // Layers already stored were measured when they arrived; an up-to-date pull decompresses nothing.
     const known = await knownLayerMeasurements(this.store);
-    const uncompressed = new Map<Digest, { diffId: Digest; size: number }>();
+    const uncompressed = new Map<Digest, LayerMeasurement>();
     // One failure stops the other downloads, and pull() returns only once none is left running.
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
     const fetchOptions = { ...options, signal };
-    const outcomes = await Promise.allSettled(
-      [config, ...parsed.layers].map(async (blob, i) => {
-        try {
-          const measured = await this.fetchBlob(client, ref, blob, limiter, fetchOptions, i > 0, known);
-          if (measured) uncompressed.set(blob.digest, measured);
-        } catch (error) {
-          stop.abort(error);
-          throw error;
-        }
+    const stopOnFailure = <T>(work: Promise<T>) =>
+      work.catch((error: unknown) => {
+        stop.abort(error);
+        throw error;
+      });
+    // The config goes first (it is first in the limiter's queue, and small), so each layer's DiffID
+    // is checked as soon as that layer is in, and a config that cannot match stops the downloads.
+    const configReady = stopOnFailure(
+      this.fetchBlob(client, ref, config, limiter, fetchOptions, false, known).then(async () => {
+        const json = await readJsonBlob<ImageConfig>(this.store, config.digest);
+        checkDiffIdCount(json, parsed.layers.length);
+        return json;
       }),
     );
+    const outcomes = await Promise.allSettled([
+      configReady,
+      ...parsed.layers.map((layer, i) =>
+        stopOnFailure(
+          (async () => {
+            const measured = (await this.fetchBlob(client, ref, layer, limiter, fetchOptions, true, known))!;
+            checkLayerDiffId(await configReady, i, measured.diffId);
+            uncompressed.set(layer.digest, measured);
+          })(),
+        ),
+      ),
+    ]);
     const failed = outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected' && !(o.reason instanceof Error && o.reason.name === 'AbortError'));
     const firstFailure = failed ?? outcomes.find((o): o is PromiseRejectedResult => o.status === 'rejected');
     if (firstFailure) throw firstFailure.reason;
@@ -152,8 +184,8 @@ export class Puller {
     limiter: Limiter,
     options: PullOptions,
     isLayer: boolean,
-    known: Map<Digest, { diffId: Digest; size: number }>,
-  ): Promise<{ diffId: Digest; size: number } | undefined> {
+    known: Map<Digest, LayerMeasurement>,
+  ): Promise<LayerMeasurement | undefined> {
     const emit = options.onEvent ?? (() => undefined);
     const measureStored = () => (isLayer ? (known.get(blob.digest) ?? diffIdOf(this.store, blob)) : undefined);
     const id = shortId(blob.digest);
@@ -182,7 +214,14 @@ export class Puller {
         let current = offset;
         let lastEmit = 0;
         layerEvent('Downloading', { current, total: blob.size });
-        const source = client.openBlobFrom(ref.path, blob, offset, options.signal);
+        // A fresh layer download is measured (DiffID, size) while it arrives: its bytes also go
+        // through a decoder (zlib in the thread pool; a big layer's output hashed on the decode
+        // thread). A resumed one cannot be decoded from the middle: it is measured from the file
+        // once committed.
+        const thread = blob.size >= OFF_THREAD_LAYER_BYTES ? { thread: this.decodeThread } : {};
+        const digester = isLayer && offset === 0 ? new LayerDigester({ identity: blob.digest, ...thread }) : undefined;
+        const received = client.openBlobFrom(ref.path, blob, offset, options.signal);
+        const source = digester ? Readable.from(digester.pass(received), { objectMode: false }) : received;
         // Progress is counted by the writer: a 'data' listener here would start the stream
         // flowing before the writer is attached, and lose bytes.
         const onProgress = (written: number) => {
@@ -193,13 +232,21 @@ export class Puller {
             layerEvent('Downloading', { current, total: blob.size });
           }
         };
-        await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, ...(options.signal ? { signal: options.signal } : {}) });
-        layerEvent('Verifying Checksum');
-        await ingest.commit(blob.digest, blob.size);
-        layerEvent('Download complete');
-        if (!isLayer) return undefined;
-        layerEvent('Extracting', { current: 0, total: blob.size });
-        return diffIdOf(this.store, blob);
+        try {
+          await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, ...(options.signal ? { signal: options.signal } : {}) });
+          layerEvent('Verifying Checksum');
+          const measuring = digester?.end();
+          measuring?.catch(() => undefined); // awaited below: a digest mismatch is the error to report first
+          await ingest.commit(blob.digest, blob.size);
+          layerEvent('Download complete');
+          if (!isLayer) return undefined;
+          layerEvent('Extracting', { current: 0, total: blob.size });
+          // Should the in-stream measurement fail (the decode thread died, or the layer is corrupt),
+          // the file decides: it measures the same bytes, or fails with the decoder's own error.
+          return await (measuring?.catch(() => diffIdOf(this.store, blob)) ?? diffIdOf(this.store, blob));
+        } finally {
+          digester?.destroy();
+        }
       }),
       () => layerEvent('Waiting'),
     );

@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
-import { pipeline } from 'node:stream/promises';
 import type { Digest } from '../digest/digest.ts';
 import type { Descriptor, ImageManifest, Platform } from '../oci/descriptor.ts';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts';
-import { decompressLayer } from './decompress.ts';
+import { compressionOf } from './decompress.ts';
+import { LayerDigester, type LayerMeasurement } from './layer-digester.ts';
 import type { ImageRecord, ImageStore } from './store.ts';
 
 /** The parts of an image config skiff reads. */
@@ -30,17 +29,31 @@ export async function readJsonBlob<T>(store: ImageStore, digest: Digest): Promis
   return JSON.parse((await store.blobs.readSmall(digest, MAX_MANIFEST_BYTES)).toString('utf8')) as T;
 }
 
-/** Digest and size of a layer's uncompressed tar, streaming. */
-export async function diffIdOf(store: ImageStore, layer: Descriptor): Promise<{ diffId: Digest; size: number }> {
-  const hash = createHash('sha256');
-  let size = 0;
-  await pipeline(decompressLayer(await store.blobs.reader(layer.digest)), async (chunks: AsyncIterable<Buffer>) => {
-    for await (const chunk of chunks) {
-      hash.update(chunk);
-      size += chunk.length;
+/**
+ * Digest and size of a stored layer's uncompressed tar, streaming. An uncompressed layer stored
+ * under a sha256 digest is its own DiffID (the store verified its bytes): nothing to read but its head.
+ */
+export async function diffIdOf(store: ImageStore, layer: Descriptor): Promise<LayerMeasurement> {
+  if (layer.digest.startsWith('sha256:')) {
+    const headChunks: Buffer[] = [];
+    for await (const chunk of await store.blobs.reader(layer.digest, { start: 0, end: 3 })) headChunks.push(chunk as Buffer);
+    if (compressionOf(Buffer.concat(headChunks), true) === 'none') {
+      const size = await store.blobs.stat(layer.digest);
+      if (size !== undefined) return { diffId: layer.digest, size };
     }
-  });
-  return { diffId: `sha256:${hash.digest('hex')}`, size };
+  }
+  const digester = new LayerDigester();
+  const reader = await store.blobs.reader(layer.digest);
+  try {
+    for await (const chunk of reader as AsyncIterable<Buffer>) {
+      if (!digester.write(chunk)) await digester.drained();
+      if (digester.error) break; // end() reports it; the rest of the file cannot help
+    }
+    return await digester.end();
+  } finally {
+    reader.destroy();
+    digester.destroy();
+  }
 }
 
 /**
@@ -56,13 +69,22 @@ export async function knownLayerMeasurements(store: ImageStore): Promise<Map<Dig
   return known;
 }
 
+/** Checks the config lists as many DiffIDs as the manifest has layers, as docker does. */
+export function checkDiffIdCount(config: ImageConfig, layers: number): void {
+  const expected = config.rootfs?.diff_ids ?? [];
+  if (expected.length !== layers) throw new DiffIdMismatchError(`the config lists ${expected.length} layers, the manifest ${layers}`);
+}
+
+/** Checks layer `index` unpacks to the DiffID the config gives it. */
+export function checkLayerDiffId(config: ImageConfig, index: number, diffId: Digest): void {
+  const expected = config.rootfs?.diff_ids?.[index];
+  if (diffId !== expected) throw new DiffIdMismatchError(`layer ${index} unpacks to ${diffId}, the config says ${expected}`);
+}
+
 /** Checks DiffIDs count and order against the config, as docker does. */
 export function checkDiffIds(config: ImageConfig, actual: Digest[]): void {
-  const expected = config.rootfs?.diff_ids ?? [];
-  if (expected.length !== actual.length) throw new DiffIdMismatchError(`the config lists ${expected.length} layers, the manifest ${actual.length}`);
-  actual.forEach((diffId, i) => {
-    if (diffId !== expected[i]) throw new DiffIdMismatchError(`layer ${i} unpacks to ${diffId}, the config says ${expected[i]}`);
-  });
+  checkDiffIdCount(config, actual.length);
+  actual.forEach((diffId, i) => checkLayerDiffId(config, i, diffId));
 }
 
 /**

@@ -2,9 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { buffer } from 'node:stream/consumers';
-import { test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
+import { DecodeThread } from '../../src/images/decode-thread.ts';
 import { decompressLayer } from '../../src/images/decompress.ts';
+import { LayerDigester } from '../../src/images/layer-digester.ts';
 import { seededBytes, tarOf } from '../../src/testing/images.ts';
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -23,4 +25,135 @@ test('a corrupt gzip layer fails the stream', async () => {
   const bytes = gzipSync(await tarOf([{ name: 'f', data: seededBytes('corrupt', 10_000) }]));
   bytes[bytes.length - 6] = bytes[bytes.length - 6]! ^ 0xff; // the CRC
   await assert.rejects(buffer(decompressLayer(Readable.from([bytes]))));
+});
+
+describe('LayerDigester: DiffID and size from compressed bytes as they arrive', () => {
+  const thread = new DecodeThread();
+  after(() => thread.close());
+  const backends = [['this thread', {}], ['a decode thread', { thread }]] as const;
+  // Incompressible, so its gzip is as big as it: more than either queue holds.
+  const bigGzip = () => {
+    const tar = seededBytes('digester-backpressure', 12 * 1024 * 1024);
+    return { tar, bytes: gzipSync(tar, { level: 1 }) };
+  };
+  let bigLayer: ReturnType<typeof bigGzip> | undefined;
+
+  /** Feeds `bytes` in pieces of `step` bytes (the first two tiny, so the magic is split), honouring backpressure. */
+  async function measure(digester: LayerDigester, bytes: Buffer, step = 65_536) {
+    const pieces = [bytes.subarray(0, 1), bytes.subarray(1, 3)];
+    for (let offset = 3; offset < bytes.length; offset += step) pieces.push(bytes.subarray(offset, offset + step));
+    for (const piece of pieces) if (!digester.write(piece)) await digester.drained();
+    return digester.end();
+  }
+
+  for (const [where, options] of backends) {
+    test(`gzip, zstd and uncompressed layers on ${where} give the tar's digest and size`, async () => {
+      const tar = await tarOf([{ name: 'f', data: seededBytes(`digester-${where}`, 700_000) }]);
+      const diffId = `sha256:${sha(tar)}` as const;
+      for (const [kind, bytes] of [['gzip', gzipSync(tar)], ['zstd', zstdCompressSync(tar)], ['none', tar]] as const) {
+        const digester = new LayerDigester(options);
+        assert.deepEqual(await measure(digester, bytes), { diffId, size: tar.length }, kind);
+        assert.equal(digester.compression, kind);
+      }
+    });
+
+    test(`a corrupt layer on ${where} rejects end(), not write()`, async () => {
+      const bytes = gzipSync(await tarOf([{ name: 'f', data: seededBytes('digester-corrupt', 200_000) }]));
+      bytes[bytes.length - 6] = bytes[bytes.length - 6]! ^ 0xff; // the CRC
+      await assert.rejects(measure(new LayerDigester(options), bytes), /incorrect data check/);
+      await assert.rejects(measure(new LayerDigester(options), bytes.subarray(0, 100_000)), /unexpected end of file/);
+      // The decoder is still usable for the next layer.
+      const tar = await tarOf([{ name: 'g', data: seededBytes('digester-after', 1000) }]);
+      assert.equal((await measure(new LayerDigester(options), gzipSync(tar))).diffId, `sha256:${sha(tar)}`);
+    });
+
+    test(`backpressure on ${where}: write() says wait once a few MiB are queued, and drained() lets it go on`, async () => {
+      const { tar, bytes } = (bigLayer ??= bigGzip());
+      const digester = new LayerDigester(options);
+      let refused = 0;
+      for (let offset = 0; offset < bytes.length; offset += 1024 * 1024) {
+        if (!digester.write(bytes.subarray(offset, offset + 1024 * 1024))) {
+          refused++;
+          await digester.drained();
+        }
+      }
+      assert.ok(refused > 0, 'the writer was asked to wait');
+      assert.deepEqual(await digester.end(), { diffId: `sha256:${sha(tar)}`, size: tar.length });
+    });
+  }
+
+  for (const [where, options] of backends) {
+    test(`pass() on ${where} passes every chunk on, in order, and measures them`, async () => {
+      const tar = await tarOf([{ name: 'f', data: seededBytes(`digester-pass-${where}`, 2_500_000) }]);
+      const bytes = gzipSync(tar, { level: 1 });
+      // Odd-sized pieces, the first ones shorter than the magic.
+      const sizes = [1, 2, 5, 65_536, 100_003, 1_048_576, 7];
+      const pieces: Buffer[] = [];
+      for (let offset = 0, i = 0; offset < bytes.length; i++) {
+        const size = sizes[i % sizes.length]!;
+        pieces.push(bytes.subarray(offset, offset + size));
+        offset += size;
+      }
+      const digester = new LayerDigester(options);
+      const out: Buffer[] = [];
+      for await (const piece of digester.pass(Readable.from(pieces))) out.push(Buffer.from(piece));
+      assert.ok(Buffer.concat(out).equals(bytes), 'the bytes passed on are the bytes read');
+      assert.deepEqual(out.map((piece) => piece.length), pieces.map((piece) => piece.length), 'the same chunks, unchanged');
+      assert.deepEqual(await digester.end(), { diffId: `sha256:${sha(tar)}`, size: tar.length });
+    });
+
+    test(`pass() on ${where}: a source that breaks still has everything it delivered passed on`, async () => {
+      const bytes = gzipSync(seededBytes(`digester-break-${where}`, 1_500_000), { level: 1 });
+      const delivered = 1_300_000;
+      async function* breaking() {
+        for (let offset = 0; offset < delivered; offset += 100_000) yield bytes.subarray(offset, Math.min(offset + 100_000, delivered));
+        throw new Error('connection reset');
+      }
+      const digester = new LayerDigester(options);
+      const out: Buffer[] = [];
+      await assert.rejects(
+        (async () => {
+          for await (const piece of digester.pass(breaking())) out.push(Buffer.from(piece));
+        })(),
+        /connection reset/,
+      );
+      assert.ok(Buffer.concat(out).equals(bytes.subarray(0, delivered)));
+      digester.destroy();
+    });
+  }
+
+  test('an uncompressed layer with a known sha256 digest is not hashed again; any other is', async () => {
+    const tar = await tarOf([{ name: 'f', data: seededBytes('digester-identity', 5000) }]);
+    const claimed = `sha256:${'ab'.repeat(32)}` as const;
+    assert.deepEqual(await new LayerDigester({ identity: claimed }).end(), { diffId: claimed, size: 0 });
+    assert.deepEqual(await measure(new LayerDigester({ identity: claimed }), tar), { diffId: claimed, size: tar.length });
+    const sha512 = `sha512:${'cd'.repeat(64)}` as const;
+    assert.deepEqual(await measure(new LayerDigester({ identity: sha512 }), tar), { diffId: `sha256:${sha(tar)}`, size: tar.length });
+    // Compressed layers are always decoded: the digest says nothing about the tar.
+    assert.equal((await measure(new LayerDigester({ identity: claimed }), gzipSync(tar))).diffId, `sha256:${sha(tar)}`);
+  });
+
+  test('an empty layer is an empty uncompressed tar', async () => {
+    assert.deepEqual(await new LayerDigester().end(), { diffId: `sha256:${sha(Buffer.alloc(0))}`, size: 0 });
+  });
+
+  test('a decode thread that dies fails its layers (pull then measures from the file); the next layer gets a new one', async () => {
+    const own = new DecodeThread();
+    const tar = await tarOf([{ name: 'f', data: seededBytes('digester-dies', 300_000) }]);
+    const bytes = gzipSync(tar);
+    const digester = new LayerDigester({ thread: own });
+    digester.write(bytes.subarray(0, 1000));
+    await own.close();
+    digester.write(bytes.subarray(1000));
+    await assert.rejects(digester.end(), /decode thread exited/);
+    assert.equal((await measure(new LayerDigester({ thread: own }), bytes)).diffId, `sha256:${sha(tar)}`);
+    await own.close();
+  });
+
+  test('destroy() stops a layer on the decode thread; end() then rejects and nothing hangs', async () => {
+    const digester = new LayerDigester({ thread });
+    digester.write(gzipSync(seededBytes('digester-destroy', 100_000)).subarray(0, 50_000));
+    digester.destroy();
+    await assert.rejects(digester.end(), /stopped/);
+  });
 });
