@@ -3,13 +3,11 @@
  * The config is Debian's shipped /etc/docker/registry/config.yml (in-memory blob descriptor cache,
  * deletes on, health check) minus htpasswd auth, with the access log off like skiff's request log.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/testing/peers.ts';
-import { onCleanup } from '../cleanup.ts';
 import { startDaemon } from '../proc.ts';
-import { waitReady } from './ready.ts';
-import type { Server } from './server.ts';
+import { serverFrom, type Server } from './server.ts';
 
 let counter = 0;
 
@@ -30,20 +28,5 @@ export async function startCncf(runDir: string, label = 'cncf'): Promise<Server>
   ].join('\n');
   await writeFile(join(dir, 'config.yml'), `${config}\n`);
   const daemon = startDaemon('docker-registry', ['serve', join(dir, 'config.yml')], { cwd: dir });
-  const stop = async (): Promise<void> => {
-    await daemon.stop();
-    await rm(dir, { recursive: true, force: true });
-  };
-  const forget = onCleanup(`docker-registry ${host}`, stop);
-  await waitReady('docker-registry', daemon, `http://${host}/v2/`);
-  return {
-    name: label,
-    host,
-    url: `http://${host}`,
-    pid: daemon.pid,
-    async stop() {
-      forget();
-      await stop();
-    },
-  };
+  return serverFrom({ name: label, what: 'docker-registry', host, daemon, dir: dir, readyPath: '/v2/' });
 }

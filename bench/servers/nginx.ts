@@ -2,13 +2,11 @@
  * nginx with sendfile serving a directory: the limit for blob GET (the kernel copies file pages to
  * the socket; no user-space server can beat it on the same loopback). Everything it writes stays in its temp dir.
  */
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/testing/peers.ts';
-import { onCleanup } from '../cleanup.ts';
 import { startDaemon } from '../proc.ts';
-import { waitReady } from './ready.ts';
-import type { Server } from './server.ts';
+import { serverFrom, type Server } from './server.ts';
 
 export async function startNginx(runDir: string, root: string): Promise<Server> {
   const dir = join(runDir, 'nginx');
@@ -39,20 +37,5 @@ http {
   await writeFile(join(dir, 'nginx.conf'), config);
   // -e: the error log before the config is read (the default /var/log/nginx may not be writable).
   const daemon = startDaemon('nginx', ['-p', dir, '-e', join(dir, 'logs', 'error.log'), '-c', join(dir, 'nginx.conf')], { cwd: dir });
-  const stop = async (): Promise<void> => {
-    await daemon.stop();
-    await rm(dir, { recursive: true, force: true });
-  };
-  const forget = onCleanup(`nginx ${host}`, stop);
-  await waitReady('nginx', daemon, `http://${host}/oci-layout`);
-  return {
-    name: 'nginx',
-    host,
-    url: `http://${host}`,
-    pid: daemon.pid,
-    async stop() {
-      forget();
-      await stop();
-    },
-  };
+  return serverFrom({ name: 'nginx', what: 'nginx', host, daemon, dir: dir, readyPath: '/oci-layout' });
 }

@@ -1,11 +1,9 @@
 /** `skiff serve` on a loopback port with a fresh data directory and default settings. */
-import { mkdir, rm } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/testing/peers.ts';
-import { onCleanup } from '../cleanup.ts';
 import { startDaemon } from '../proc.ts';
-import { waitReady } from './ready.ts';
-import type { Server } from './server.ts';
+import { serverFrom, type Server } from './server.ts';
 import type { SkiffCli } from './skiff-cli.ts';
 
 let counter = 0;
@@ -17,20 +15,5 @@ export async function startSkiff(cli: SkiffCli, runDir: string, extraNodeFlags: 
   const host = `127.0.0.1:${port}`;
   // --log-level warn: the CNCF registry runs with its access log off, so neither pays for request logs.
   const daemon = startDaemon(cli.node, [...extraNodeFlags, ...cli.argsPrefix, 'serve', '--listen', host, '--data', data, '--log-level', 'warn'], { cwd: runDir });
-  const stop = async (): Promise<void> => {
-    await daemon.stop();
-    await rm(data, { recursive: true, force: true });
-  };
-  const forget = onCleanup(`skiff serve ${host}`, stop);
-  await waitReady('skiff serve', daemon, `http://${host}/v2/`);
-  return {
-    name: 'skiff',
-    host,
-    url: `http://${host}`,
-    pid: daemon.pid,
-    async stop() {
-      forget();
-      await stop();
-    },
-  };
+  return serverFrom({ name: 'skiff', what: 'skiff serve', host, daemon, dir: data, readyPath: '/v2/' });
 }
