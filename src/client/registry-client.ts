@@ -402,7 +402,9 @@ export class RegistryClient {
           // A source that gave up (after its own retries) or sent wrong bytes: re-sending cannot help.
           const fromSource = sourceFailure(error);
           if (fromSource) throw fromSource;
-          if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500)) throw error;
+          // 416: the registry stands at another offset than we thought (the broken chunk was still
+          // landing when we asked): ask again and go on from there, like any other resume.
+          if (signal?.aborted || attempt >= this.retry.attempts || (error instanceof ClientError && error.status >= 400 && error.status < 500 && error.status !== 416)) throw error;
           await sleep(backoffDelay(this.retry, attempt), signal);
           const status = await this.send('GET', location, { ...scope, expect: [204] });
           await status.body.dump();

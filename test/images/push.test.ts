@@ -100,6 +100,30 @@ describe('skiff push from the local store', () => {
     assert.deepEqual(bytes, layer.data);
   });
 
+  test('a 416 on the resumed chunk (the registry stands elsewhere) makes the client ask again and go on', async () => {
+    const big = await makeImage({ seed: 'push-416', layers: 1, layerSize: 1_500_000 });
+    await storeTestImage(store, big, `${host}/team/r416:v1`);
+    const layer = big.layers[0]!;
+    let patches = 0;
+    proxy.decide = (r) => {
+      if (r.method !== 'PATCH') return undefined;
+      patches++;
+      if (patches === 1) return { cutRequestAfterBytes: 200_000 };
+      if (patches === 2) return { status: 416 };
+      return undefined;
+    };
+    proxy.requests.length = 0;
+    try {
+      await new Pusher(store, clientFor).push(`${host}/team/r416:v1`, { maxConcurrentUploads: 1 });
+    } finally {
+      proxy.decide = () => undefined;
+    }
+    assert.ok(patches >= 3, 'resumed after the 416');
+    assert.ok(proxy.count((r) => r.method === 'GET' && r.url.includes('/blobs/uploads/')) >= 2, 'asked where the session stood after each failure');
+    const bytes = Buffer.concat(await Array.fromAsync(clientFor(host).openBlob('team/r416', layer.descriptor) as AsyncIterable<Buffer>));
+    assert.deepEqual(bytes, layer.data);
+  });
+
   test('a name with no local image is a clear error', async () => {
     await assert.rejects(new Pusher(store, clientFor).push(`${host}/nothing/here:v1`), /An image does not exist locally with the tag/);
   });
