@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { posix } from 'node:path';
 import { Readable } from 'node:stream';
-import { createDigester, isDigest, type Digest } from '../digest/digest.ts';
+import { createDigester, digestOf, isDigest, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError } from '../digest/errors.ts';
 import type { Descriptor, ImageManifest } from '../oci/descriptor.ts';
 import { InvalidManifestError, MAX_MANIFEST_BYTES, parseManifest, validateDescriptor, type ParsedManifest } from '../oci/manifest.ts';
@@ -9,7 +9,7 @@ import { IMAGE_MANIFEST_TYPES, MediaTypes } from '../oci/media-types.ts';
 import { bestMatch, hostPlatform } from '../oci/platform.ts';
 import { formatFamiliar, formatReference, parseReference } from '../reference/reference.ts';
 import { decompressLayer } from './decompress.ts';
-import { checkDiffIds, DiffIdMismatchError, diffIdOf, readJsonBlob, recordImage, type ImageConfig } from './record.ts';
+import { checkDiffIds, DiffIdMismatchError, diffIdOf, readJsonBlob, recordImage, storedCompression, type ImageConfig } from './record.ts';
 import { CONTAINERD_NAME, REF_NAME, type ImageRecord, type ImageStore } from './store.ts';
 import { drainEntry, entryChunks, entryReadable, readEntry, tarEntries, type TarEntry } from './tar-io.ts';
 
@@ -392,32 +392,17 @@ async function fromDockerManifest(store: ImageStore, contents: ArchiveContents, 
       layers,
     };
     const bytes = Buffer.from(JSON.stringify(manifestJson));
-    const put = await store.blobs.put(Readable.from([bytes]), digestOfBytes(bytes), bytes.length);
+    const put = await store.blobs.put(Readable.from([bytes]), digestOf(bytes), bytes.length);
     const names = ((item.RepoTags as string[] | null | undefined) ?? []).map((tag) => normalizeName(tag, `${where}.RepoTags`));
     addPlan(plans, { manifest: { mediaType: MediaTypes.ociManifest, digest: put.digest, size: put.size }, names, where });
   }
   return plans;
 }
 
-function digestOfBytes(bytes: Buffer): Digest {
-  return `sha256:${createDigester('sha256').update(bytes).digest('hex')}`;
-}
-
 /** The OCI layer type a stored layer really is, by its first bytes. */
 async function layerMediaType(store: ImageStore, digest: Digest): Promise<string> {
-  const compression = await sniffCompression(store, digest);
+  const compression = await storedCompression(store, digest);
   return compression === 'gzip' ? MediaTypes.ociLayerGzip : compression === 'zstd' ? MediaTypes.ociLayerZstd : MediaTypes.ociLayer;
-}
-
-async function sniffCompression(store: ImageStore, digest: Digest): Promise<'gzip' | 'zstd' | 'none'> {
-  const size = await store.blobs.stat(digest);
-  if (!size) return 'none';
-  const head: Buffer[] = [];
-  for await (const chunk of await store.blobs.reader(digest, { start: 0, end: Math.min(size, 4) - 1 })) head.push(chunk as Buffer);
-  const bytes = Buffer.concat(head);
-  if (bytes[0] === 0x1f && bytes[1] === 0x8b) return 'gzip';
-  if (bytes[0] === 0x28 && bytes[1] === 0xb5 && bytes[2] === 0x2f && bytes[3] === 0xfd) return 'zstd';
-  return 'none';
 }
 
 // ─── phase 3: check every image before recording any ───────────────────────────────────────────
@@ -437,11 +422,9 @@ async function checkImage(store: ImageStore, image: PlannedImage): Promise<Map<D
   for (const [i, layer] of manifest.layers.entries()) {
     let entry = measured.get(layer.digest);
     if (!entry) {
-      entry = layer.digest.startsWith('sha256:') && (await sniffCompression(store, layer.digest)) === 'none'
-        ? { diffId: layer.digest, size: layer.size }
-        : await diffIdOf(store, layer).catch((error: Error) => {
-            throw new ArchiveError(`${image.where} layer ${i} (${layer.digest}) cannot be decompressed: ${error.message}`);
-          });
+      entry = await diffIdOf(store, layer).catch((error: Error) => {
+        throw new ArchiveError(`${image.where} layer ${i} (${layer.digest}) cannot be decompressed: ${error.message}`);
+      });
     }
     measured.set(layer.digest, entry);
     diffIds.push(entry.diffId);

@@ -1,7 +1,7 @@
 import type { Digest } from '../digest/digest.ts';
 import type { Descriptor, ImageManifest, Platform } from '../oci/descriptor.ts';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts';
-import { compressionOf } from './decompress.ts';
+import { compressionOf, type Compression } from './decompress.ts';
 import { LayerDigester, type LayerMeasurement } from './layer-digester.ts';
 import type { ImageRecord, ImageStore } from './store.ts';
 
@@ -29,18 +29,21 @@ export async function readJsonBlob<T>(store: ImageStore, digest: Digest): Promis
   return JSON.parse((await store.blobs.readSmall(digest, MAX_MANIFEST_BYTES)).toString('utf8')) as T;
 }
 
+/** How a stored layer is really compressed, by its first bytes (media types lie often enough). */
+export async function storedCompression(store: ImageStore, digest: Digest): Promise<Compression> {
+  const head: Buffer[] = [];
+  for await (const chunk of await store.blobs.reader(digest, { start: 0, end: 3 })) head.push(chunk as Buffer);
+  return compressionOf(Buffer.concat(head), true)!;
+}
+
 /**
  * Digest and size of a stored layer's uncompressed tar, streaming. An uncompressed layer stored
  * under a sha256 digest is its own DiffID (the store verified its bytes): nothing to read but its head.
  */
 export async function diffIdOf(store: ImageStore, layer: Descriptor): Promise<LayerMeasurement> {
-  if (layer.digest.startsWith('sha256:')) {
-    const headChunks: Buffer[] = [];
-    for await (const chunk of await store.blobs.reader(layer.digest, { start: 0, end: 3 })) headChunks.push(chunk as Buffer);
-    if (compressionOf(Buffer.concat(headChunks), true) === 'none') {
-      const size = await store.blobs.stat(layer.digest);
-      if (size !== undefined) return { diffId: layer.digest, size };
-    }
+  if (layer.digest.startsWith('sha256:') && (await storedCompression(store, layer.digest)) === 'none') {
+    const size = await store.blobs.stat(layer.digest);
+    if (size !== undefined) return { diffId: layer.digest, size };
   }
   const digester = new LayerDigester();
   const reader = await store.blobs.reader(layer.digest);
