@@ -343,8 +343,7 @@ export class RegistryClient {
     await res.body.dump();
     if (res.statusCode === 202) {
       // The registry opened a session we will not use; close it politely.
-      const location = res.headers.location;
-      if (typeof location === 'string') await this.send('DELETE', new URL(location, this.baseUrl).pathname, { repository, actions: ['pull', 'push'], expect: [200, 202, 204, 404] }).then((r) => r.body.dump(), () => undefined);
+      if (typeof res.headers.location === 'string') await this.cancelUpload(repository, this.locationPath(res.headers.location));
     }
     return res.statusCode === 201;
   }
@@ -378,7 +377,7 @@ export class RegistryClient {
         const fromSource = sourceFailure(error);
         if (fromSource) throw fromSource;
         if (signal?.aborted || (error instanceof ClientError && error.status >= 400 && error.status < 500 && error.status !== 416)) throw error;
-        await this.send('DELETE', location, { repository, actions: ['pull', 'push'], expect: [200, 202, 204, 404], idempotent: false }).then((r) => r.body.dump(), () => undefined);
+        await this.cancelUpload(repository, location);
         return this.pushBlob(repository, descriptor, source, signal);
       }
     }
@@ -419,9 +418,14 @@ export class RegistryClient {
       await put.body.dump();
     } catch (error) {
       // Close the session rather than leave the registry holding a half upload until it expires.
-      if (!signal?.aborted) await this.send('DELETE', location, { repository, actions: ['pull', 'push'], expect: [200, 202, 204, 404], idempotent: false }).then((r) => r.body.dump(), () => undefined);
+      if (!signal?.aborted) await this.cancelUpload(repository, location);
       throw error;
     }
+  }
+
+  /** Closes an upload session, once and best-effort: it would expire on its own anyway. */
+  private async cancelUpload(repository: string, location: string): Promise<void> {
+    await this.send('DELETE', location, { repository, actions: ['pull', 'push'], expect: [200, 202, 204, 404], idempotent: false }).then((r) => r.body.dump(), () => undefined);
   }
 
   private locationPath(header: string | string[] | undefined, fallback?: string): string {
