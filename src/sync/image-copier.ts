@@ -39,9 +39,12 @@ interface Ends {
   destination: BlobEnd & { client: RegistryClient };
 }
 
-/** Layers that must not be redistributed (Windows base layers) stay where their URLs point. */
-function isNonDistributable(descriptor: Descriptor): boolean {
-  return /\.(foreign|nondistributable)\./.test(descriptor.mediaType);
+/**
+ * An image's config and layers, less the layers that must not be redistributed (Windows base
+ * layers): those stay where their URLs point.
+ */
+function distributableBlobs(manifest: ParsedManifest): Descriptor[] {
+  return [manifest.config!, ...manifest.layers].filter((blob) => !/\.(foreign|nondistributable)\./.test(blob.mediaType));
 }
 
 /** The referrers fallback tag of the OCI distribution spec: `sha256-<hex>`. */
@@ -144,20 +147,26 @@ export class ImageCopier {
       await Promise.all(manifest.manifests.map((child) => this.copyManifestByDigest(ends, child)));
       return;
     }
-    const blobs = [manifest.config!, ...manifest.layers].filter((blob) => !isNonDistributable(blob));
-    await Promise.all(blobs.map((blob) => this.mover.ensure(ends.source, ends.destination, blob)));
+    await Promise.all(distributableBlobs(manifest).map((blob) => this.mover.ensure(ends.source, ends.destination, blob)));
   }
 
   /** A child manifest (or referrer), skipped when the destination has it, else children first. */
   private async copyManifestByDigest(ends: Ends, descriptor: Descriptor): Promise<void> {
-    const present = await this.request((signal) => ends.destination.client.headManifest(ends.destination.repository, descriptor.digest, signal));
-    if (present && !this.options.force) return;
-    const fetched = await this.request((signal) => ends.source.client.getManifest(ends.source.repository, descriptor.digest, signal));
-    const manifest = parseManifest(fetched.body, fetched.descriptor.mediaType || descriptor.mediaType);
+    const fetched = await this.fetchMissing(ends, descriptor, this.options.force);
+    if (!fetched) return;
+    const { body, manifest } = fetched;
     await this.copyChildren(ends, manifest);
-    const pushed = await this.request((signal) => ends.destination.client.pushManifest(ends.destination.repository, descriptor.digest, fetched.body, manifest.mediaType, signal));
+    const pushed = await this.request((signal) => ends.destination.client.pushManifest(ends.destination.repository, descriptor.digest, body, manifest.mediaType, signal));
     // A registry without the referrers API needs the fallback tag kept up to date by the client.
-    if (manifest.subject && !pushed.subjectIndexed) await this.addToFallbackTag(ends, manifest.subject.digest, { mediaType: manifest.mediaType, digest: descriptor.digest, size: fetched.body.length, ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}), ...(manifest.annotations ? { annotations: manifest.annotations } : {}) });
+    if (manifest.subject && !pushed.subjectIndexed) await this.addToFallbackTag(ends, manifest.subject.digest, { mediaType: manifest.mediaType, digest: descriptor.digest, size: body.length, ...(manifest.artifactType ? { artifactType: manifest.artifactType } : {}), ...(manifest.annotations ? { annotations: manifest.annotations } : {}) });
+  }
+
+  /** A child manifest from the source, or undefined when the destination has it already (and `force` is off). */
+  private async fetchMissing(ends: Ends, descriptor: Descriptor, force: boolean): Promise<{ body: Buffer; manifest: ParsedManifest } | undefined> {
+    const present = await this.request((signal) => ends.destination.client.headManifest(ends.destination.repository, descriptor.digest, signal));
+    if (present && !force) return undefined;
+    const fetched = await this.request((signal) => ends.source.client.getManifest(ends.source.repository, descriptor.digest, signal));
+    return { body: fetched.body, manifest: parseManifest(fetched.body, fetched.descriptor.mediaType || descriptor.mediaType) };
   }
 
   /** Copies the referrers of each digest; returns how many there were. */
@@ -208,13 +217,12 @@ export class ImageCopier {
     const visit = async (manifest: ParsedManifest): Promise<void> => {
       if (manifest.kind === 'index') {
         for (const child of manifest.manifests) {
-          if (await this.request((signal) => ends.destination.client.headManifest(ends.destination.repository, child.digest, signal))) continue;
-          const fetched = await this.request((signal) => ends.source.client.getManifest(ends.source.repository, child.digest, signal));
-          await visit(parseManifest(fetched.body, fetched.descriptor.mediaType || child.mediaType));
+          const fetched = await this.fetchMissing(ends, child, false);
+          if (fetched) await visit(fetched.manifest);
         }
         return;
       }
-      const blobs = [manifest.config!, ...manifest.layers].filter((blob) => !isNonDistributable(blob));
+      const blobs = distributableBlobs(manifest);
       const sizes = await Promise.all(blobs.map((blob) => this.request((signal) => ends.destination.client.headBlob(ends.destination.repository, blob.digest, signal))));
       blobs.forEach((blob, i) => sizes[i] === undefined && missing.push(blob));
     };
