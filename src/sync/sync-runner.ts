@@ -68,6 +68,16 @@ export class SyncRunner {
     return expandRule(rule, this.clients, { exclude: this.options.exclude ?? [], request: (call) => this.requests.run(call), ...(this.options.signal ? { signal: this.options.signal } : {}) });
   }
 
+  /** The rule's tasks that no other rule of this run produced already (two rules may name one copy). */
+  private async expandNew(rule: ImageRule, seen: Set<string>): Promise<SyncTask[]> {
+    return (await this.expand(rule)).filter((task) => {
+      const key = taskKey(task);
+      if (seen.has(key)) return false;
+      seen.add(key);
+      return true;
+    });
+  }
+
   /** Runs every rule to the end; the caller reads the outcome from the events. */
   async run(rules: ImageRule[]): Promise<void> {
     const seen = new Set<string>();
@@ -80,7 +90,7 @@ export class SyncRunner {
       const runJob = async (job: Job): Promise<void> => {
         if (job.kind === 'rule') {
           try {
-            const tasks = (await this.expand(job.rule)).filter((task) => !seen.has(taskKey(task)) && seen.add(taskKey(task)));
+            const tasks = await this.expandNew(job.rule, seen);
             this.emit({ type: 'planned', rule: job.rule.key, tasks: tasks.length });
             await Promise.all(tasks.map((task) => runJob({ kind: 'image', task })));
           } catch (error) {
@@ -114,7 +124,7 @@ export class SyncRunner {
       rules.map(async (rule) => {
         let tasks: SyncTask[];
         try {
-          tasks = (await this.expand(rule)).filter((task) => !seen.has(taskKey(task)) && seen.add(taskKey(task)));
+          tasks = await this.expandNew(rule, seen);
         } catch (error) {
           ruleErrors.push({ rule: rule.key, reason: (error as Error).message });
           return;
