@@ -14,7 +14,15 @@ export function registerServe(program: Command): void {
     .option('--no-delete', 'refuse DELETE of manifests, tags and blobs (405)')
     .option('--read-only', 'refuse every write (405)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
-    .action(async (options: { listen?: string; data?: string; config?: string; delete?: boolean; readOnly?: boolean; logLevel?: string }, command: Command) => {
+    .option('--headers-timeout <duration>', 'request line and headers must arrive within this (default 30s)')
+    .option('--idle-timeout <duration>', 'cut a request body or response that moves no byte for this long (default 60s)')
+    .option('--keep-alive-timeout <duration>', 'close keep-alive connections idle this long (default 30s)')
+    .option('--max-connections <n>', 'answer connections beyond this with 503 (default: half the open-file limit)')
+    .option('--min-free-space <size|percent>', '/healthz is unavailable below this free space (default 1GiB or 1%, the smaller)')
+    .option('--upload-expiry <duration>', 'purge upload sessions idle this long (default 24h)')
+    .option('--send-buffer-memory <size>', 'read buffers all blob responses may hold together (default 32MiB)')
+    .option('--manifest-body-memory <size>', 'memory all manifest bodies in flight may hold together (default 64MiB)')
+    .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.
       const typed = (key: string) => command.getOptionValueSource(key) === 'cli';
       const config = await resolveServeConfig(
@@ -24,8 +32,16 @@ export function registerServe(program: Command): void {
           delete: typed('delete') ? options.delete : undefined,
           readOnly: typed('readOnly') ? options.readOnly : undefined,
           logLevel: options.logLevel,
+          headersTimeout: options.headersTimeout,
+          idleTimeout: options.idleTimeout,
+          keepAliveTimeout: options.keepAliveTimeout,
+          maxConnections: options.maxConnections,
+          minFreeSpace: options.minFreeSpace,
+          uploadExpiry: options.uploadExpiry,
+          sendBufferMemory: options.sendBufferMemory,
+          manifestBodyMemory: options.manifestBodyMemory,
         },
-        options.config,
+        options.config as string | undefined,
       );
       const log = pino({ level: config.logLevel });
       const running = await startRegistry(config, log);

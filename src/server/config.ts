@@ -1,6 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { parseDuration, parseSize, type FreeSpaceRule } from './units.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
 export interface ServeConfig {
@@ -9,6 +11,22 @@ export interface ServeConfig {
   delete: boolean;
   readOnly: boolean;
   logLevel: LogLevel;
+  /** Milliseconds for the request line and headers to arrive. */
+  headersTimeout: number;
+  /** Milliseconds a request body or a response may move no byte before the connection is cut. */
+  idleTimeout: number;
+  /** Milliseconds an idle keep-alive connection is kept between requests. */
+  keepAliveTimeout: number;
+  /** Open connections beyond this are answered 503 with Retry-After and closed. */
+  maxConnections: number;
+  /** /healthz reports unavailable while the data directory's free space is below this. */
+  minFreeSpace: FreeSpaceRule;
+  /** Upload sessions with no request for this many milliseconds are purged. */
+  uploadExpiry: number;
+  /** Bytes of read buffers all blob responses together may hold. */
+  sendBufferMemory: number;
+  /** Bytes all manifest bodies being received together may hold. */
+  manifestBodyMemory: number;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -28,33 +46,102 @@ export class ConfigError extends Error {
   }
 }
 
+type Parsed<T> = { value: T } | { problem: string };
+const ok = <T>(value: T): Parsed<T> => ({ value });
+const problem = (text: string): Parsed<never> => ({ problem: text });
+
+function durationField(min: number): (v: unknown) => Parsed<number> {
+  return (v) => {
+    const ms = parseDuration(v);
+    if (ms === undefined) return problem('expected a duration such as 30s, 5m, 24h or 7d (a bare number is seconds)');
+    return ms >= min ? ok(ms) : problem(`must be at least ${min} ms`);
+  };
+}
+
+function sizeField(min: number): (v: unknown) => Parsed<number> {
+  return (v) => {
+    const size = parseSize(v);
+    if (size === undefined || 'percent' in size) return problem('expected a size such as 512KiB, 64MiB or 1GiB (a bare number is bytes)');
+    return size.bytes >= min ? ok(size.bytes) : problem(`must be at least ${min} bytes`);
+  };
+}
+
 /**
- * The schema, as checks that say what is wrong. Hand-written rather than zod: five keys did not
- * justify the ~18 MiB of resident memory zod adds to a server that must stay small.
+ * The schema, as parsers that say what is wrong. Hand-written rather than zod: a dozen keys did
+ * not justify the ~18 MiB of resident memory zod adds to a server that must stay small.
  */
-const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => string | undefined } = {
+const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig[K]> } = {
   listen: (v) => {
-    if (typeof v !== 'string') return 'must be a string host:port';
+    if (typeof v !== 'string') return problem('must be a string host:port');
     const match = LISTEN.exec(v);
-    return match && Number(match[2]) <= 65535 ? undefined : 'expected host:port, e.g. 127.0.0.1:5000 or [::1]:5000';
+    return match && Number(match[2]) <= 65535 ? ok(v) : problem('expected host:port, e.g. 127.0.0.1:5000 or [::1]:5000');
   },
-  data: (v) => (typeof v === 'string' && v.length > 0 ? undefined : 'must be a non-empty directory path'),
-  delete: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
-  readOnly: (v) => (typeof v === 'boolean' ? undefined : 'must be true or false'),
-  logLevel: (v) => ((LOG_LEVELS as readonly unknown[]).includes(v) ? undefined : `must be one of ${LOG_LEVELS.join(', ')}`),
+  data: (v) => (typeof v === 'string' && v.length > 0 ? ok(v) : problem('must be a non-empty directory path')),
+  delete: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
+  readOnly: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
+  logLevel: (v) => ((LOG_LEVELS as readonly unknown[]).includes(v) ? ok(v as LogLevel) : problem(`must be one of ${LOG_LEVELS.join(', ')}`)),
+  headersTimeout: durationField(100),
+  idleTimeout: durationField(100),
+  keepAliveTimeout: durationField(100),
+  maxConnections: (v) => {
+    const n = typeof v === 'string' && /^\d{1,9}$/.test(v) ? Number(v) : v;
+    return typeof n === 'number' && Number.isInteger(n) && n >= 1 ? ok(n) : problem('must be a whole number of connections, at least 1');
+  },
+  minFreeSpace: (v) => parseSizeOrPercent(v),
+  uploadExpiry: durationField(1000),
+  sendBufferMemory: sizeField(1024 * 1024),
+  manifestBodyMemory: sizeField(4 * 1024 * 1024),
 };
 
-const DEFAULTS = { listen: '127.0.0.1:5000', delete: true, readOnly: false, logLevel: 'info' } as const;
+function parseSizeOrPercent(v: unknown): Parsed<FreeSpaceRule> {
+  const size = parseSize(v, { percent: true });
+  return size === undefined ? problem('expected a size such as 1GiB or 500MiB, or a share of the disk such as 1%') : ok(size);
+}
 
-function check(values: Record<string, unknown>, where: string): string[] {
+/**
+ * Defaults. maxConnections: half of the open-file limit (a connection serving a blob holds a
+ * socket and a file), less a reserve for the database, logs and ingest files.
+ */
+function defaults(): Omit<ServeConfig, 'data'> {
+  return {
+    listen: '127.0.0.1:5000',
+    delete: true,
+    readOnly: false,
+    logLevel: 'info',
+    headersTimeout: 30_000,
+    idleTimeout: 60_000,
+    keepAliveTimeout: 30_000,
+    maxConnections: Math.max(64, Math.floor((openFileLimit() - 256) / 2)),
+    minFreeSpace: { bytes: 1024 ** 3, orPercent: 1 },
+    uploadExpiry: 24 * 3600_000,
+    sendBufferMemory: 32 * 1024 * 1024,
+    manifestBodyMemory: 64 * 1024 * 1024,
+  };
+}
+
+/** The soft RLIMIT_NOFILE, read from /proc (Node has no getrlimit); 1024 when unknown. */
+export function openFileLimit(): number {
+  try {
+    const limits = readFileSync('/proc/self/limits', 'utf8');
+    const match = /^Max open files\s+(\d+|unlimited)/m.exec(limits);
+    if (match) return match[1] === 'unlimited' ? 1_048_576 : Number(match[1]);
+  } catch {
+    // not Linux: fall through
+  }
+  return 1024;
+}
+
+function check(values: Record<string, unknown>, where: string, into: Record<string, unknown>): string[] {
   const problems: string[] = [];
   for (const [key, value] of Object.entries(values)) {
-    const validate = Object.hasOwn(FIELDS, key) ? FIELDS[key as keyof ServeConfig] : undefined;
-    if (!validate) problems.push(`${where}: ${key}: unknown setting (known: ${Object.keys(FIELDS).join(', ')})`);
-    else {
-      const problem = validate(value);
-      if (problem) problems.push(`${where}: ${key}: ${problem}`);
+    const parse = Object.hasOwn(FIELDS, key) ? (FIELDS[key as keyof ServeConfig] as (v: unknown) => Parsed<unknown>) : undefined;
+    if (!parse) {
+      problems.push(`${where}: ${key}: unknown setting (known: ${Object.keys(FIELDS).join(', ')})`);
+      continue;
     }
+    const parsed = parse(value);
+    if ('problem' in parsed) problems.push(`${where}: ${key}: ${parsed.problem}`);
+    else into[key] = parsed.value;
   }
   return problems;
 }
@@ -81,9 +168,15 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
 export async function resolveServeConfig(flags: Record<string, unknown>, file?: string): Promise<ServeConfig> {
   const fromFile = file !== undefined ? await readConfigFile(file) : {};
   const fromFlags = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-  const problems = [...check(fromFile, file ?? ''), ...check(fromFlags, 'flags')];
+  const resolved: Record<string, unknown> = { ...defaults(), data: defaultDataDir() };
+  const problems = [...check(fromFile, file ?? '', resolved), ...check(fromFlags, 'flags', resolved)];
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
-  return { ...DEFAULTS, data: defaultDataDir(), ...fromFile, ...fromFlags } as ServeConfig;
+  return resolved as unknown as ServeConfig;
+}
+
+/** A full config from a few settings, for tests and embedders: the same defaults as the CLI. */
+export function serveConfig(settings: Partial<ServeConfig> & Pick<ServeConfig, 'data'>): ServeConfig {
+  return { ...defaults(), ...settings };
 }
 
 export function splitListen(listen: string): { host: string; port: number } {

@@ -2,6 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pino } from 'pino';
+import { serveConfig, type ServeConfig } from '../server/config.ts';
 import { startRegistry, type RunningRegistry } from '../server/serve.ts';
 
 export interface TestRegistry extends RunningRegistry {
@@ -11,12 +12,10 @@ export interface TestRegistry extends RunningRegistry {
 }
 
 /** An in-process `skiff serve` on 127.0.0.1 port 0 with a fresh temporary data directory. */
-export async function startTestRegistry(options: { delete?: boolean; readOnly?: boolean; dataDir?: string } = {}): Promise<TestRegistry> {
-  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'skiff-test-')));
-  const running = await startRegistry(
-    { listen: '127.0.0.1:0', data: dataDir, delete: options.delete ?? true, readOnly: options.readOnly ?? false, logLevel: 'silent' },
-    pino({ level: 'silent' }),
-  );
+export async function startTestRegistry(options: Partial<Omit<ServeConfig, 'data'>> & { dataDir?: string } = {}): Promise<TestRegistry> {
+  const { dataDir: given, ...settings } = options;
+  const dataDir = given ?? (await mkdtemp(join(tmpdir(), 'skiff-test-')));
+  const running = await startRegistry(serveConfig({ listen: '127.0.0.1:0', logLevel: 'silent', ...settings, data: dataDir }), pino({ level: 'silent' }));
   return {
     ...running,
     dataDir,

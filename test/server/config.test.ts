@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, defaultDataDir, resolveServeConfig, splitListen } from '../../src/server/config.ts';
+import { ConfigError, defaultDataDir, openFileLimit, resolveServeConfig, splitListen } from '../../src/server/config.ts';
+import { freeSpaceFloor, parseDuration, parseSize } from '../../src/server/units.ts';
 
 let dir: string;
 const saved = { SKIFF_DATA: process.env.SKIFF_DATA, XDG_DATA_HOME: process.env.XDG_DATA_HOME };
@@ -40,12 +41,21 @@ async function configError(promise: Promise<unknown>): Promise<string> {
 
 describe('resolveServeConfig', () => {
   test('defaults with no flags and no file', async () => {
-    assert.deepEqual(await resolveServeConfig({}), {
+    const config = await resolveServeConfig({});
+    assert.deepEqual(config, {
       listen: '127.0.0.1:5000',
       delete: true,
       readOnly: false,
       logLevel: 'info',
       data: join(dir, 'default-data'),
+      headersTimeout: 30_000,
+      idleTimeout: 60_000,
+      keepAliveTimeout: 30_000,
+      maxConnections: Math.max(64, Math.floor((openFileLimit() - 256) / 2)),
+      minFreeSpace: { bytes: 1024 ** 3, orPercent: 1 },
+      uploadExpiry: 24 * 3600_000,
+      sendBufferMemory: 32 * 1024 * 1024,
+      manifestBodyMemory: 64 * 1024 * 1024,
     });
   });
 
@@ -57,13 +67,26 @@ describe('resolveServeConfig', () => {
   });
 
   test('values from a YAML file', async () => {
-    const path = await file('full.yaml', 'listen: 0.0.0.0:6000\ndata: /srv/skiff\ndelete: false\nreadOnly: true\nlogLevel: debug\n');
+    const path = await file(
+      'full.yaml',
+      'listen: 0.0.0.0:6000\ndata: /srv/skiff\ndelete: false\nreadOnly: true\nlogLevel: debug\n' +
+        'headersTimeout: 10s\nidleTimeout: 2m\nkeepAliveTimeout: 5\nmaxConnections: 500\nminFreeSpace: 5%\n' +
+        'uploadExpiry: 7d\nsendBufferMemory: 16MiB\nmanifestBodyMemory: 1GiB\n',
+    );
     assert.deepEqual(await resolveServeConfig({}, path), {
       listen: '0.0.0.0:6000',
       data: '/srv/skiff',
       delete: false,
       readOnly: true,
       logLevel: 'debug',
+      headersTimeout: 10_000,
+      idleTimeout: 120_000,
+      keepAliveTimeout: 5_000,
+      maxConnections: 500,
+      minFreeSpace: { percent: 5 },
+      uploadExpiry: 7 * 86_400_000,
+      sendBufferMemory: 16 * 1024 * 1024,
+      manifestBodyMemory: 1024 ** 3,
     });
   });
 
@@ -149,6 +172,15 @@ describe('resolveServeConfig', () => {
       ['loglevel.yaml', 'logLevel: verbose\n', 'logLevel'],
       ['data.yaml', 'data: ""\n', 'data'],
       ['listen.yaml', 'listen: 5000\n', 'listen'],
+      ['headers.yaml', 'headersTimeout: soon\n', 'headersTimeout'],
+      ['idle.yaml', 'idleTimeout: 10ms\n', 'idleTimeout'],
+      ['conns.yaml', 'maxConnections: 0\n', 'maxConnections'],
+      ['conns2.yaml', 'maxConnections: 1.5\n', 'maxConnections'],
+      ['free.yaml', 'minFreeSpace: 120%\n', 'minFreeSpace'],
+      ['free2.yaml', 'minFreeSpace: lots\n', 'minFreeSpace'],
+      ['expiry.yaml', 'uploadExpiry: -1h\n', 'uploadExpiry'],
+      ['send.yaml', 'sendBufferMemory: 5%\n', 'sendBufferMemory'],
+      ['send2.yaml', 'sendBufferMemory: 1KiB\n', 'sendBufferMemory'],
     ] as const) {
       const path = await file(name, text);
       const message = await configError(resolveServeConfig({}, path));
@@ -202,5 +234,35 @@ describe('defaultDataDir and splitListen', () => {
     assert.deepEqual(splitListen(':5000'), { host: '0.0.0.0', port: 5000 });
     assert.deepEqual(splitListen('[::1]:6000'), { host: '::1', port: 6000 });
     assert.deepEqual(splitListen('registry.local:80'), { host: 'registry.local', port: 80 });
+  });
+});
+
+describe('units', () => {
+  test('durations: units, bare numbers are seconds, nonsense is undefined', () => {
+    const table: [unknown, number | undefined][] = [
+      ['250ms', 250], ['30s', 30_000], ['5m', 300_000], ['24h', 86_400_000], ['7d', 604_800_000], ['1.5s', 1500],
+      [30, 30_000], ['30', 30_000], [' 2m ', 120_000], ['', undefined], ['-1s', undefined], ['1w', undefined], [true, undefined], [Number.NaN, undefined],
+    ];
+    for (const [input, expected] of table) assert.equal(parseDuration(input), expected, JSON.stringify(input));
+  });
+
+  test('sizes: binary and decimal units, bare numbers are bytes, percents only where allowed', () => {
+    assert.deepEqual(parseSize('64MiB'), { bytes: 64 * 1024 ** 2 });
+    assert.deepEqual(parseSize('1G'), { bytes: 1024 ** 3 });
+    assert.deepEqual(parseSize('500MB'), { bytes: 500e6 });
+    assert.deepEqual(parseSize(4096), { bytes: 4096 });
+    assert.equal(parseSize('5%'), undefined);
+    assert.deepEqual(parseSize('5%', { percent: true }), { percent: 5 });
+    assert.equal(parseSize('101%', { percent: true }), undefined);
+    assert.equal(parseSize('many'), undefined);
+    assert.equal(parseSize(-1), undefined);
+  });
+
+  test('free-space floor: bytes, percent, or the smaller of both', () => {
+    const gib = 1024 ** 3;
+    assert.equal(freeSpaceFloor({ bytes: gib }, 1000 * gib), gib);
+    assert.equal(freeSpaceFloor({ percent: 10 }, 1000), 100);
+    assert.equal(freeSpaceFloor({ bytes: gib, orPercent: 1 }, 1000 * gib), gib);
+    assert.equal(freeSpaceFloor({ bytes: gib, orPercent: 1 }, 20 * 1024 ** 2), Math.ceil(0.2 * 1024 ** 2));
   });
 });
