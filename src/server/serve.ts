@@ -6,6 +6,7 @@ import { splitListen } from './config.ts';
 import { openRegistry } from './open-registry.ts';
 import type { Registry } from './registry.ts';
 import { createRegistryServer, listenAddress } from './server.ts';
+import { UploadReaper } from './upload-reaper.ts';
 
 export interface RunningRegistry {
   server: Server;
@@ -20,10 +21,12 @@ export interface RunningRegistry {
 /** Starts `skiff serve`: embedded storage, HTTP server, graceful close. */
 export async function startRegistry(config: ServeConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningRegistry> {
   const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly });
-  const server = createRegistryServer({ registry, log, dataDir: config.data });
+  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config });
   const { host, port } = splitListen(config.listen);
   server.listen(port, host);
   await once(server, 'listening');
+  // Read-only promises no writes to storage; stale sessions are purged once writes are back.
+  const uploadReaper = config.readOnly ? undefined : new UploadReaper(registry, { expiry: config.uploadExpiry, log }).start();
   const address = listenAddress(server);
   let closing: Promise<void> | undefined;
   return {
@@ -33,6 +36,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
     url: `http://${address}`,
     close() {
       closing ??= (async () => {
+        await uploadReaper?.stop(); // before storage closes under it
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Keep-alive connections go idle as their last request finishes; close them as they do.
         const reaper = setInterval(() => server.closeIdleConnections(), 50);

@@ -2,6 +2,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
+import type { ServeConfig } from './config.ts';
+import { limitConnections } from './connection-limit.ts';
+import { InOrder } from './in-order.ts';
+import { clientGone, logEachRequest, redactUrl } from './request-log.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { deleteBlob, getBlob } from './handlers/blobs.ts';
 import { catalog, listTags, ping, referrers } from './handlers/discovery.ts';
@@ -25,15 +29,24 @@ export function registryRoutes(): Router {
     .add(new RegExp(`^/v2/${NAME}/referrers/(?<digest>[^/]+)$`), { GET: referrers });
 }
 
+/** The bounds the server's edge enforces, from the serve config. */
+export type ServerLimits = Pick<ServeConfig, 'headersTimeout' | 'idleTimeout' | 'keepAliveTimeout' | 'maxConnections' | 'minFreeSpace'>;
+
 export interface RegistryServerOptions {
   registry: Registry;
   log: Logger;
-  /** Directory whose writability /healthz checks. */
+  /** Directory whose writability and free space /healthz checks. */
   dataDir: string;
+  limits: ServerLimits;
 }
 
-/** Wires the router to node:http: one structured log line per request, spec errors for every failure. */
-export function createRegistryServer({ registry, log, dataDir }: RegistryServerOptions): Server {
+/**
+ * Wires the router to node:http. The edge is where hostile clients are handled, so every handler
+ * inherits it: headers must arrive in time, a body or response that stalls is cut, idle
+ * keep-alive connections close, connections beyond the cap get a 503, and one connection's
+ * requests run in order. One structured log line per request; spec errors for every failure.
+ */
+export function createRegistryServer({ registry, log, dataDir, limits }: RegistryServerOptions): Server {
   const router = registryRoutes();
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -54,6 +67,9 @@ export function createRegistryServer({ registry, log, dataDir }: RegistryServerO
       }
       return;
     }
+    // An encoded slash would let `sec%2fapp` address repository sec/app through a path that
+    // proxies and access rules in front of the registry see as one segment.
+    if (/%2f/i.test(rawPath)) throw new RegistryError('NAME_INVALID', 'encoded slash (%2F) in the request path; send repository names with literal slashes');
     let path: string;
     try {
       path = decodeURIComponent(rawPath);
@@ -64,7 +80,8 @@ export function createRegistryServer({ registry, log, dataDir }: RegistryServerO
       throw new RegistryError('NAME_INVALID', 'path segments "." and ".." are not allowed');
     }
     const found = router.match(req.method ?? 'GET', path);
-    if (!found) throw new RegistryError('NAME_UNKNOWN', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { status: 404 });
+    // Not NAME_UNKNOWN: that would claim a repository is unknown when the endpoint is.
+    if (!found) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { status: 404 });
     if ('allowed' in found) {
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
     }
@@ -72,24 +89,36 @@ export function createRegistryServer({ registry, log, dataDir }: RegistryServerO
     await found.handler(ctx);
   }
 
-  return createServer({ keepAliveTimeout: 65_000, requestTimeout: 0 }, (req, res) => {
-    const started = process.hrtime.bigint();
-    const remote = req.socket?.remoteAddress; // the socket may be gone by the time the response closes
-    res.on('close', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      log.info(
-        { method: req.method, path: req.url, status: res.statusCode, bytes: Number(res.getHeader('content-length') ?? 0), ms: Math.round(ms * 100) / 100, remote, complete: res.writableFinished },
-        'request',
-      );
-    });
-    handle(req, res).catch((error: unknown) => {
-      const registryError = toRegistryError(error);
-      if (registryError.status >= 500) log.error({ err: error, method: req.method, path: req.url }, 'request failed');
-      // A client that sent a body we never read would desynchronize keep-alive: close instead.
-      if (!req.complete) res.setHeader('Connection', 'close');
-      sendError(req, res, registryError);
-    });
-  });
+  const inOrder = new InOrder();
+  const server = createServer(
+    {
+      // No total request time: a 10 GiB push over a slow link must finish. Stalls are cut by the
+      // idle timeout below instead.
+      requestTimeout: 0,
+      headersTimeout: limits.headersTimeout,
+      keepAliveTimeout: limits.keepAliveTimeout,
+      // How often node checks headersTimeout; its default (30 s) would double the bound.
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, limits.headersTimeout / 4)),
+    },
+    (req, res) => {
+      logEachRequest(req, res, log);
+      inOrder.run(req, res, () => {
+        handle(req, res).catch((error: unknown) => {
+          if (clientGone(req, res)) return; // logged once, as an incomplete request, when the response closes
+          const registryError = toRegistryError(error);
+          if (registryError.status >= 500) log.error({ err: error, method: req.method, path: redactUrl(req.url ?? '') }, 'request failed');
+          // A client that sent a body we never read would desynchronize keep-alive: close instead.
+          if (!req.complete) res.setHeader('Connection', 'close');
+          sendError(req, res, registryError);
+        });
+      });
+    },
+  );
+  // A request body or a response that moves no byte for this long is cut (node destroys the
+  // socket); slow transfers that keep moving are never cut. An upload keeps what arrived.
+  server.setTimeout(limits.idleTimeout);
+  limitConnections(server, limits.maxConnections, log);
+  return server;
 }
 
 export function listenAddress(server: Server): string {
