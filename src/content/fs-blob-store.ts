@@ -1,6 +1,6 @@
 import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
@@ -12,6 +12,7 @@ import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } 
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { BlobNotFoundError, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { guardStorage, storageError } from './storage-errors.ts';
 
 const INGEST_REF = /^[A-Za-z0-9_-]{1,128}$/;
 const READ_CHUNK = 1024 * 1024;
@@ -128,8 +129,10 @@ export class FsBlobStore implements BlobStore {
 
   async ingest(ref: string): Promise<Ingest> {
     const path = this.ingestPath(ref);
-    const handle = await open(path, 'a');
-    await handle.close();
+    await guardStorage(`creating ingest file ${ref}`, async () => {
+      const handle = await open(path, 'a');
+      await handle.close();
+    });
     return new FsIngest(this, ref, path);
   }
 
@@ -139,7 +142,8 @@ export class FsBlobStore implements BlobStore {
       await ingest.append(source, { offset: 0, ...(expectedSize !== undefined ? { maxBytes: expectedSize } : {}), ...(signal ? { signal } : {}) });
       return await ingest.commit(expected, expectedSize);
     } catch (error) {
-      await ingest.abort();
+      // The first failure is the one to report; a leftover put-* file is removed at start-up.
+      await ingest.abort().catch(() => undefined);
       throw error;
     }
   }
@@ -150,7 +154,7 @@ export class FsBlobStore implements BlobStore {
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
-      throw error;
+      throw storageError(error, `deleting blob ${digest}`);
     }
   }
 
@@ -193,14 +197,17 @@ class FsIngest implements Ingest {
 
   async append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal; onProgress?: (bytesThisAppend: number) => void }): Promise<number> {
     return this.store.locks.run(this.ref, async () => {
-      const handle = await open(this.path, 'r+');
-      try {
-        const { size } = await handle.stat();
-        if (size < options.offset) throw new Error(`ingest ${this.ref} holds ${size} bytes, fewer than offset ${options.offset}`);
-        if (size > options.offset) await handle.truncate(options.offset);
-      } finally {
-        await handle.close();
-      }
+      const operation = `writing ingest ${this.ref}`;
+      await guardStorage(operation, async () => {
+        const handle = await open(this.path, 'r+');
+        try {
+          const { size } = await handle.stat();
+          if (size < options.offset) throw new Error(`ingest ${this.ref} holds ${size} bytes, fewer than offset ${options.offset}`);
+          if (size > options.offset) await handle.truncate(options.offset);
+        } finally {
+          await handle.close();
+        }
+      });
       // Continue the running hash only when it is exactly at this offset; else commit re-reads.
       let state = this.store.hashState(this.ref);
       if (options.offset === 0) state = { algorithm: 'sha256', hash: createDigester('sha256'), offset: 0 };
@@ -209,6 +216,13 @@ class FsIngest implements Ingest {
       let written = 0;
       // flush: fsync before close, so an acknowledged chunk survives a crash.
       const sink = createWriteStream(this.path, { flags: 'r+', start: options.offset, flush: true, highWaterMark: READ_CHUNK });
+      // A write, the fsync or the close can fail at any moment (ENOSPC, EIO), also while the
+      // loop waits for the source: keep a listener for the stream's whole life, so the failure
+      // is recorded and reported instead of escaping as an unhandled 'error' event.
+      let sinkError: Error | undefined;
+      sink.on('error', (error) => {
+        sinkError ??= error;
+      });
       let failure: unknown;
       // An abort must end a source that is stalled between chunks, too.
       const onAbort = () => source.destroy(options.signal?.reason as Error);
@@ -219,11 +233,12 @@ class FsIngest implements Ingest {
         // the disk (a resumed transfer continues after them), so the file is ended, not destroyed.
         for await (const chunk of source as AsyncIterable<Buffer>) {
           options.signal?.throwIfAborted();
+          if (sinkError) throw sinkError;
           written += chunk.length;
           if (options.maxBytes !== undefined && written > options.maxBytes) throw new SizeMismatchError('upload', options.maxBytes, written);
           state?.hash.update(chunk);
           options.onProgress?.(written);
-          if (!sink.write(chunk)) await once(sink, 'drain');
+          if (!sink.write(chunk)) await drained(sink, () => sinkError);
         }
       } catch (error) {
         failure = options.signal?.aborted ? options.signal.reason : error;
@@ -231,8 +246,9 @@ class FsIngest implements Ingest {
       } finally {
         options.signal?.removeEventListener('abort', onAbort);
       }
-      await new Promise<void>((resolve, reject) => sink.end((error?: Error | null) => (error ? reject(error) : resolve())));
-      if (!sink.closed) await once(sink, 'close');
+      await closed(sink);
+      // A storage failure outranks what it caused (a source destroyed after the sink broke).
+      if (sinkError) throw storageError(sinkError, operation);
       if (failure !== undefined) {
         // Bytes past maxBytes were never written; what is on disk is a clean prefix.
         throw failure;
@@ -245,20 +261,23 @@ class FsIngest implements Ingest {
   async commit(expected: Digest, expectedSize?: number): Promise<CommitResult> {
     return this.store.locks.run(this.ref, async () => {
       try {
-        const size = await this.size();
-        if (expectedSize !== undefined && size !== expectedSize) throw new SizeMismatchError(expected, expectedSize, size);
-        const { algorithm } = parseDigest(expected);
-        const actual = await this.computeDigest(algorithm, size);
-        if (actual !== expected) throw new DigestMismatchError(expected, actual);
-        const target = this.store.blobPath(expected);
-        if ((await this.store.stat(expected)) !== undefined) return { digest: expected, size, alreadyExisted: true };
-        const dir = join(target, '..');
-        await mkdir(dir, { recursive: true });
-        await rename(this.path, target);
-        await syncFile(dir);
-        return { digest: expected, size, alreadyExisted: false };
+        return await guardStorage(`committing blob ${expected}`, async () => {
+          const size = await this.size();
+          if (expectedSize !== undefined && size !== expectedSize) throw new SizeMismatchError(expected, expectedSize, size);
+          const { algorithm } = parseDigest(expected);
+          const actual = await this.computeDigest(algorithm, size);
+          if (actual !== expected) throw new DigestMismatchError(expected, actual);
+          const target = this.store.blobPath(expected);
+          if ((await this.store.stat(expected)) !== undefined) return { digest: expected, size, alreadyExisted: true };
+          const dir = join(target, '..');
+          await mkdir(dir, { recursive: true });
+          await rename(this.path, target);
+          await syncFile(dir);
+          return { digest: expected, size, alreadyExisted: false };
+        });
       } finally {
-        await this.discard();
+        // Never mask the commit's own outcome; an ingest file left behind is tidied at start-up.
+        await this.discard().catch(() => undefined);
       }
     });
   }
@@ -281,6 +300,20 @@ class FsIngest implements Ingest {
     });
     return `${algorithm}:${hash.digest('hex')}`;
   }
+}
+
+/** Waits for 'drain', or rejects with the stream's failure (which may have happened already). */
+async function drained(sink: WriteStream, failed: () => Error | undefined): Promise<void> {
+  const error = failed();
+  if (error) throw error;
+  if (sink.destroyed) throw new Error('the ingest file was closed during a write');
+  await once(sink, 'drain');
+}
+
+/** Ends the stream unless it broke already, and waits until its file is closed. Never rejects. */
+async function closed(sink: WriteStream): Promise<void> {
+  if (!sink.destroyed && !sink.writableEnded) sink.end();
+  if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
 }
 
 /** Resolves once `chunk` has been handed to the destination's resource, so its buffer may be reused. */

@@ -16,4 +16,12 @@ export class KeyedMutex {
       if (this.tails.get(key) === tail) this.tails.delete(key);
     }
   }
+
+  /**
+   * True while work for `key` runs or waits. Checked and followed by `run` in the same tick,
+   * it lets a background task skip a busy key instead of queueing behind a slow request.
+   */
+  isHeld(key: string): boolean {
+    return this.tails.has(key);
+  }
 }

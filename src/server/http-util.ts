@@ -1,7 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { BlobNotFoundError, type ByteRange } from '../content/store.ts';
+import { StorageError, StorageFullError, storageError } from '../content/storage-errors.ts';
 import { InvalidDigestError } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
+import { excerpt } from '../errors/excerpt.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 
 /** Cap for bodies we parse as JSON (manifests): the limit plus one byte to detect overflow. */
@@ -23,7 +25,7 @@ export async function readBodyLimited(req: IncomingMessage, limit: number): Prom
 export function contentLength(req: IncomingMessage): number | undefined {
   const header = req.headers['content-length'];
   if (header === undefined) return undefined;
-  if (!/^\d{1,15}$/.test(header)) throw new RegistryError('SIZE_INVALID', `invalid Content-Length ${JSON.stringify(header)}`);
+  if (!/^\d{1,15}$/.test(header)) throw new RegistryError('SIZE_INVALID', `invalid Content-Length ${excerpt(header)}`);
   return Number(header);
 }
 
@@ -39,10 +41,10 @@ const CONTENT_RANGE = /^(?:bytes[ =])?(\d{1,15})-(\d{1,15})(?:\/(?:\d{1,15}|\*))
 export function parseContentRange(header: string | undefined): ByteRange | undefined {
   if (header === undefined) return undefined;
   const match = CONTENT_RANGE.exec(header.trim());
-  if (!match) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${JSON.stringify(header.slice(0, 100))}; expected <start>-<end>`, { status: 416 });
+  if (!match) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${excerpt(header)}; expected <start>-<end>`, { status: 416 });
   const start = Number(match[1]);
   const end = Number(match[2]);
-  if (end < start) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${header}: end before start`, { status: 416 });
+  if (end < start) throw new RegistryError('BLOB_UPLOAD_INVALID', `invalid Content-Range ${excerpt(header)}: end before start`, { status: 416 });
   return { start, end };
 }
 
@@ -72,6 +74,10 @@ export function toRegistryError(error: unknown): RegistryError {
   if (error instanceof DigestMismatchError) return new RegistryError('DIGEST_INVALID', error.message);
   if (error instanceof SizeMismatchError) return new RegistryError('SIZE_INVALID', error.message);
   if (error instanceof BlobNotFoundError) return new RegistryError('BLOB_UNKNOWN', error.message);
+  // Full disk: 507 Insufficient Storage (RFC 4918), so clients stop instead of retrying into it.
+  const storage = storageError(error, 'handling the request', { anyErrno: false });
+  if (storage instanceof StorageFullError) return new RegistryError('UNKNOWN', storage.publicMessage, { status: 507, cause: error });
+  if (storage instanceof StorageError) return new RegistryError('UNKNOWN', storage.publicMessage, { status: 500, cause: error });
   return new RegistryError('UNKNOWN', 'internal server error', { cause: error });
 }
 

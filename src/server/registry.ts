@@ -137,7 +137,8 @@ export class Registry {
   async startUpload(repository: string): Promise<UploadSession> {
     this.checkName(repository);
     this.checkWritable();
-    const session: UploadSession = { id: randomUUID(), repository, offset: 0, startedAt: Date.now() };
+    const now = Date.now();
+    const session: UploadSession = { id: randomUUID(), repository, offset: 0, startedAt: now, updatedAt: now };
     await this.blobs.ingest(session.id);
     await this.metadata.createUpload(session);
     return session;
@@ -150,6 +151,14 @@ export class Registry {
       throw new RegistryError('BLOB_UPLOAD_UNKNOWN', `upload ${id.slice(0, 64)} is not known in repository ${repository}`);
     }
     return session;
+  }
+
+  /**
+   * end-13: where the upload stands. Waits for a request already writing to the session, so a
+   * client resuming after a broken PATCH reads the offset that PATCH left, not the one before it.
+   */
+  async uploadStatus(repository: string, id: string): Promise<UploadSession> {
+    return this.uploadLocks.run(id, () => this.getUpload(repository, id));
   }
 
   /**
@@ -184,7 +193,9 @@ export class Registry {
     } catch (error) {
       // Keep what did reach the disk, so the client can resume from the status it reads.
       const kept = await ingest.size().catch(() => session.offset);
-      await this.metadata.setUploadOffset(id, kept);
+      // On a full disk this write can fail too; the append's own error is the one to report.
+      // The stored offset then stays behind the file, which the next append truncates to.
+      await this.metadata.setUploadOffset(id, kept).catch(() => undefined);
       throw error;
     }
     await this.metadata.setUploadOffset(id, offset);
@@ -224,6 +235,23 @@ export class Registry {
       await this.getUpload(repository, id);
       await (await this.blobs.ingest(id)).abort();
       await this.metadata.deleteUpload(id);
+    });
+  }
+
+  /**
+   * Purges a session idle since before `idleSince` (the upload reaper's call). A session with a
+   * request running or queued is skipped, not waited for: that request refreshes it. Under the
+   * lock the row is read again, so a PATCH that finished after the reaper listed it survives.
+   * The row goes first: if removing the bytes then fails, start-up removes the orphan file.
+   */
+  async expireUpload(id: string, idleSince: number): Promise<boolean> {
+    if (this.uploadLocks.isHeld(id)) return false;
+    return this.uploadLocks.run(id, async () => {
+      const session = await this.metadata.getUpload(id);
+      if (!session || session.updatedAt >= idleSince) return false;
+      await this.metadata.deleteUpload(id);
+      await (await this.blobs.ingest(id)).abort();
+      return true;
     });
   }
 

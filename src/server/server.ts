@@ -1,9 +1,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { access, constants } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
 import { limitConnections } from './connection-limit.ts';
+import { checkHealth } from './health.ts';
 import { InOrder } from './in-order.ts';
 import { clientGone, logEachRequest, redactUrl } from './request-log.ts';
 import { RegistryError } from '../errors/registry-error.ts';
@@ -58,13 +58,8 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
     const query = new URLSearchParams(queryStart === -1 ? '' : raw.slice(queryStart + 1));
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     if (rawPath === '/healthz') {
-      try {
-        await registry.metadata.ping();
-        await access(dataDir, constants.W_OK);
-        sendJson(res, 200, { status: 'ready' });
-      } catch (error) {
-        sendJson(res, 503, { status: 'unavailable', reason: (error as Error).message });
-      }
+      const health = await checkHealth(registry, dataDir, limits.minFreeSpace);
+      sendJson(res, health.status === 'ready' ? 200 : 503, health);
       return;
     }
     // An encoded slash would let `sec%2fapp` address repository sec/app through a path that

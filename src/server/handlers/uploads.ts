@@ -64,7 +64,7 @@ export async function finishUpload(ctx: RequestContext): Promise<void> {
 
 /** end-13: GET upload status: 204 with the Range received so far. */
 export async function uploadStatus(ctx: RequestContext): Promise<void> {
-  uploadAccepted(ctx, await ctx.registry.getUpload(ctx.params.name!, ctx.params.uuid!), 204);
+  uploadAccepted(ctx, await ctx.registry.uploadStatus(ctx.params.name!, ctx.params.uuid!), 204);
 }
 
 /** DELETE on an upload URL cancels the session. */

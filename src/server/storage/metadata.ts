@@ -19,6 +19,11 @@ export interface UploadSession {
   /** Bytes durably received; the next chunk must start here. */
   offset: number;
   startedAt: number;
+  /**
+   * Last activity: creation, then every offset change. Expiry is measured from here, not from
+   * startedAt, so a long upload that keeps sending chunks never expires.
+   */
+  updatedAt: number;
 }
 
 export interface Page<T> {
@@ -60,8 +65,11 @@ export interface MetadataStore {
 
   createUpload(session: UploadSession): Promise<void>;
   getUpload(id: string): Promise<UploadSession | undefined>;
+  /** Also sets updatedAt to now (Date.now(): the clock staleUploads' idleSince comes from). */
   setUploadOffset(id: string, offset: number): Promise<void>;
   deleteUpload(id: string): Promise<void>;
+  /** Up to `limit` sessions with updatedAt before `idleSince`, least recently active first. */
+  staleUploads(idleSince: number, limit: number): Promise<UploadSession[]>;
 
   /** Readiness probe for /healthz. */
   ping(): Promise<void>;

@@ -1,5 +1,6 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
+import { storageError } from '../../content/storage-errors.ts';
 import type { ManifestRecord, MetadataStore, Page, UploadSession } from './metadata.ts';
 
 const SCHEMA = `
@@ -44,9 +45,22 @@ CREATE TABLE IF NOT EXISTS uploads (
   id TEXT PRIMARY KEY,
   repository TEXT NOT NULL,
   offset INTEGER NOT NULL,
-  started_at INTEGER NOT NULL
+  started_at INTEGER NOT NULL,
+  updated_at INTEGER NOT NULL
 ) WITHOUT ROWID;
 `;
+
+interface UploadRow {
+  id: string;
+  repository: string;
+  offset: number;
+  started_at: number;
+  updated_at: number;
+}
+
+function toSession(row: UploadRow): UploadSession {
+  return { id: row.id, repository: row.repository, offset: row.offset, startedAt: row.started_at, updatedAt: row.updated_at };
+}
 
 interface ManifestRow {
   repository: string;
@@ -82,9 +96,34 @@ export class SqliteMetadataStore implements MetadataStore {
   private readonly statements = new Map<string, StatementSync>();
 
   constructor(path: string) {
-    this.db = new DatabaseSync(path);
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;');
-    this.db.exec(SCHEMA);
+    try {
+      this.db = new DatabaseSync(path);
+    } catch (error) {
+      throw storageError(error, `opening the metadata database ${path}`);
+    }
+    try {
+      this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = OFF;');
+      this.db.exec(SCHEMA);
+      this.migrate();
+    } catch (error) {
+      this.db.close();
+      throw storageError(error, `opening the metadata database ${path}`);
+    }
+  }
+
+  /**
+   * Brings a database made by an older skiff up to SCHEMA. Inside BEGIN IMMEDIATE, so two
+   * processes opening the same file at once do not both add the column.
+   */
+  private migrate(): void {
+    this.transaction(() => {
+      const columns = this.db.prepare('PRAGMA table_info(uploads)').all() as { name: string }[];
+      if (!columns.some((column) => column.name === 'updated_at')) {
+        // Sessions from before expiry existed: their last activity is unknown, so count from their start.
+        this.db.exec('ALTER TABLE uploads ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0; UPDATE uploads SET updated_at = started_at;');
+      }
+      this.db.exec('CREATE INDEX IF NOT EXISTS uploads_updated_at ON uploads (updated_at)');
+    });
   }
 
   private sql(text: string): StatementSync {
@@ -96,15 +135,37 @@ export class SqliteMetadataStore implements MetadataStore {
     return statement;
   }
 
-  private transaction<T>(work: () => T): T {
-    this.db.exec('BEGIN IMMEDIATE');
+  /**
+   * Runs `work` in one write transaction. On SQLITE_FULL or an I/O error SQLite may already have
+   * rolled back by itself; ROLLBACK then fails ("no transaction is active") and must not hide
+   * the error that matters. Storage failures come out as StorageError naming `operation`.
+   */
+  private transaction<T>(work: () => T, operation = 'updating the metadata database'): T {
+    return this.write(operation, () => {
+      this.db.exec('BEGIN IMMEDIATE');
+      try {
+        const result = work();
+        this.db.exec('COMMIT');
+        return result;
+      } catch (error) {
+        if (this.db.isTransaction) {
+          try {
+            this.db.exec('ROLLBACK');
+          } catch {
+            // The original error is the one to report.
+          }
+        }
+        throw error;
+      }
+    });
+  }
+
+  /** One write outside a transaction: storage failures come out as StorageError naming `operation`. */
+  private write<T>(operation: string, work: () => T): T {
     try {
-      const result = work();
-      this.db.exec('COMMIT');
-      return result;
+      return work();
     } catch (error) {
-      this.db.exec('ROLLBACK');
-      throw error;
+      throw storageError(error, operation);
     }
   }
 
@@ -135,7 +196,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.transaction(() => {
       this.ensureRepository(repository);
       this.sql('INSERT OR IGNORE INTO blob_links (repository, digest) VALUES (?, ?)').run(repository, digest);
-    });
+    }, `linking blob ${digest} to ${repository} in the metadata database`);
   }
 
   async isBlobLinked(repository: string, digest: Digest): Promise<boolean> {
@@ -143,7 +204,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
-    return Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
+    return this.write(`unlinking blob ${digest} from ${repository} in the metadata database`, () => Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0);
   }
 
   async putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void> {
@@ -170,7 +231,7 @@ export class SqliteMetadataStore implements MetadataStore {
          ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
       );
       for (const tag of tags) upsertTag.run(record.repository, tag, record.digest, Date.now());
-    });
+    }, `recording manifest ${record.digest} of ${record.repository} in the metadata database`);
   }
 
   async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
@@ -188,7 +249,7 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async deleteTag(repository: string, tag: string): Promise<boolean> {
-    return Number(this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes) > 0;
+    return this.write(`deleting tag ${repository}:${tag} in the metadata database`, () => Number(this.sql('DELETE FROM tags WHERE repository = ? AND tag = ?').run(repository, tag).changes) > 0);
   }
 
   async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
@@ -197,7 +258,7 @@ export class SqliteMetadataStore implements MetadataStore {
       this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
       this.sql('DELETE FROM manifest_references WHERE repository = ? AND digest = ?').run(repository, digest);
       return removed;
-    });
+    }, `deleting manifest ${digest} of ${repository} in the metadata database`);
   }
 
   async listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<ManifestRecord[]> {
@@ -224,22 +285,33 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async createUpload(session: UploadSession): Promise<void> {
     // An open upload does not make a repository exist (catalog, tags list): only content does.
-    this.sql('INSERT INTO uploads (id, repository, offset, started_at) VALUES (?, ?, ?, ?)').run(session.id, session.repository, session.offset, session.startedAt);
+    this.write(`recording upload ${session.id} in the metadata database`, () =>
+      this.sql('INSERT INTO uploads (id, repository, offset, started_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(
+        session.id,
+        session.repository,
+        session.offset,
+        session.startedAt,
+        session.updatedAt,
+      ),
+    );
   }
 
   async getUpload(id: string): Promise<UploadSession | undefined> {
-    const row = this.sql('SELECT * FROM uploads WHERE id = ?').get(id) as
-      | { id: string; repository: string; offset: number; started_at: number }
-      | undefined;
-    return row ? { id: row.id, repository: row.repository, offset: row.offset, startedAt: row.started_at } : undefined;
+    const row = this.sql('SELECT * FROM uploads WHERE id = ?').get(id) as UploadRow | undefined;
+    return row ? toSession(row) : undefined;
   }
 
   async setUploadOffset(id: string, offset: number): Promise<void> {
-    this.sql('UPDATE uploads SET offset = ? WHERE id = ?').run(offset, id);
+    this.write(`recording the offset of upload ${id} in the metadata database`, () => this.sql('UPDATE uploads SET offset = ?, updated_at = ? WHERE id = ?').run(offset, Date.now(), id));
+  }
+
+  async staleUploads(idleSince: number, limit: number): Promise<UploadSession[]> {
+    const rows = this.sql('SELECT * FROM uploads WHERE updated_at < ? ORDER BY updated_at, id LIMIT ?').all(idleSince, limit) as unknown as UploadRow[];
+    return rows.map(toSession);
   }
 
   async deleteUpload(id: string): Promise<void> {
-    this.sql('DELETE FROM uploads WHERE id = ?').run(id);
+    this.write(`removing upload ${id} from the metadata database`, () => this.sql('DELETE FROM uploads WHERE id = ?').run(id));
   }
 
   async ping(): Promise<void> {

@@ -254,20 +254,24 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
 
     describe('upload sessions', () => {
       test('create, get, advance, delete', async () => {
-        const session = { id: 'f1a2b3c4-0000-4000-8000-000000000001', repository: 'team/app', offset: 0, startedAt: 1_700_000_000_123 };
+        const session = { id: 'f1a2b3c4-0000-4000-8000-000000000001', repository: 'team/app', offset: 0, startedAt: 1_700_000_000_123, updatedAt: 1_700_000_000_456 };
         assert.equal(await store.getUpload(session.id), undefined);
         await store.createUpload(session);
         assert.deepEqual(await store.getUpload(session.id), session);
+        const before = Date.now();
         await store.setUploadOffset(session.id, 5 * 1024 * 1024 * 1024); // beyond 32 bits
-        assert.deepEqual(await store.getUpload(session.id), { ...session, offset: 5 * 1024 * 1024 * 1024 });
+        const after = Date.now();
+        const advanced = await store.getUpload(session.id);
+        assert.deepEqual(advanced, { ...session, offset: 5 * 1024 * 1024 * 1024, updatedAt: advanced?.updatedAt });
+        assert.ok(advanced!.updatedAt >= before && advanced!.updatedAt <= after, `setUploadOffset records now as the last activity (${advanced!.updatedAt})`);
         await store.deleteUpload(session.id);
         assert.equal(await store.getUpload(session.id), undefined);
         await store.deleteUpload(session.id); // idempotent
       });
 
       test('sessions are independent', async () => {
-        await store.createUpload({ id: 'u1', repository: 'a', offset: 0, startedAt: 1 });
-        await store.createUpload({ id: 'u2', repository: 'b', offset: 7, startedAt: 2 });
+        await store.createUpload({ id: 'u1', repository: 'a', offset: 0, startedAt: 1, updatedAt: 1 });
+        await store.createUpload({ id: 'u2', repository: 'b', offset: 7, startedAt: 2, updatedAt: 2 });
         await store.setUploadOffset('u1', 3);
         assert.equal((await store.getUpload('u1'))?.offset, 3);
         assert.equal((await store.getUpload('u2'))?.offset, 7);
@@ -276,9 +280,31 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
       });
 
       test('a duplicate session id is refused', async () => {
-        await store.createUpload({ id: 'dup', repository: 'a', offset: 0, startedAt: 1 });
-        await assert.rejects(store.createUpload({ id: 'dup', repository: 'b', offset: 0, startedAt: 2 }));
+        await store.createUpload({ id: 'dup', repository: 'a', offset: 0, startedAt: 1, updatedAt: 1 });
+        await assert.rejects(store.createUpload({ id: 'dup', repository: 'b', offset: 0, startedAt: 2, updatedAt: 2 }));
         assert.equal((await store.getUpload('dup'))?.repository, 'a');
+      });
+
+      test('staleUploads lists sessions idle since before the cut-off, least recently active first', async () => {
+        // updatedAt, not startedAt, decides: 'old-but-busy' started first yet was active recently.
+        await store.createUpload({ id: 'c', repository: 'a', offset: 0, startedAt: 3_000, updatedAt: 3_000 });
+        await store.createUpload({ id: 'a', repository: 'b', offset: 5, startedAt: 1_000, updatedAt: 1_000 });
+        await store.createUpload({ id: 'b', repository: 'a', offset: 0, startedAt: 2_000, updatedAt: 2_000 });
+        await store.createUpload({ id: 'old-but-busy', repository: 'a', offset: 0, startedAt: 500, updatedAt: 9_000 });
+        await store.createUpload({ id: 'edge', repository: 'a', offset: 0, startedAt: 4_000, updatedAt: 4_000 });
+        const ids = async (idleSince: number, limit: number) => (await store.staleUploads(idleSince, limit)).map((s) => s.id);
+
+        assert.deepEqual(await ids(4_000, 100), ['a', 'b', 'c'], 'strictly before idleSince');
+        assert.deepEqual(await ids(4_001, 100), ['a', 'b', 'c', 'edge']);
+        assert.deepEqual(await ids(4_000, 2), ['a', 'b'], 'limit takes the longest idle');
+        assert.deepEqual(await ids(1_000, 100), []);
+        assert.deepEqual(await ids(10_000, 0), []);
+        assert.deepEqual((await store.staleUploads(1_001, 1))[0], { id: 'a', repository: 'b', offset: 5, startedAt: 1_000, updatedAt: 1_000 }, 'whole sessions');
+
+        await store.setUploadOffset('a', 6); // activity: no longer stale
+        await store.deleteUpload('b');
+        assert.deepEqual(await ids(4_000, 100), ['c']);
+        assert.deepEqual(await ids(Date.now() + 1, 100), ['c', 'edge', 'old-but-busy', 'a']);
       });
     });
 
@@ -286,13 +312,14 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
       const rec = record('team/app', 'persisted', { subject: d('s'), artifactType: 'application/x', annotations: { k: 'v' } });
       await store.putManifest(rec, [d('cfg')], ['v1']);
       await store.linkBlob('team/app', d('blob'));
-      await store.createUpload({ id: 'up', repository: 'team/app', offset: 42, startedAt: 9 });
+      await store.createUpload({ id: 'up', repository: 'team/app', offset: 42, startedAt: 9, updatedAt: 11 });
       const reopened = await h.reopen();
       store = reopened;
       assert.deepEqual(await reopened.getManifest('team/app', rec.digest), rec);
       assert.equal(await reopened.resolveTag('team/app', 'v1'), rec.digest);
       assert.equal(await reopened.isBlobLinked('team/app', d('blob')), true);
-      assert.deepEqual(await reopened.getUpload('up'), { id: 'up', repository: 'team/app', offset: 42, startedAt: 9 });
+      assert.deepEqual(await reopened.getUpload('up'), { id: 'up', repository: 'team/app', offset: 42, startedAt: 9, updatedAt: 11 });
+      assert.deepEqual((await reopened.staleUploads(12, 10)).map((s) => s.id), ['up']);
       assert.deepEqual((await reopened.listRepositories(undefined, undefined)).items, ['team/app']);
       assert.deepEqual((await reopened.listReferrers('team/app', d('s'))).map((r) => r.digest), [rec.digest]);
       assert.deepEqual(await reopened.unreferencedBlobs([d('cfg'), d('blob'), d('free')]), [d('free')]);

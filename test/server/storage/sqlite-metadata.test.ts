@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { digestOf } from '../../../src/digest/digest.ts';
 import type { MetadataStore } from '../../../src/server/storage/metadata.ts';
 import { SqliteMetadataStore } from '../../../src/server/storage/sqlite-metadata.ts';
@@ -40,6 +41,27 @@ describe('SqliteMetadataStore specifics', () => {
       // The connection is still usable.
       await store.putManifest(bad, [], ['ok']);
       assert.equal(await store.resolveTag('app', 'ok'), bad.digest);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a database from before upload expiry gains updated_at, backfilled from started_at', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const path = join(dir, 'metadata.db');
+    const old = new DatabaseSync(path);
+    old.exec('CREATE TABLE uploads (id TEXT PRIMARY KEY, repository TEXT NOT NULL, offset INTEGER NOT NULL, started_at INTEGER NOT NULL) WITHOUT ROWID');
+    old.prepare('INSERT INTO uploads VALUES (?, ?, ?, ?)').run('old', 'app', 7, 1234);
+    old.close();
+    let store = new SqliteMetadataStore(path);
+    try {
+      assert.deepEqual(await store.getUpload('old'), { id: 'old', repository: 'app', offset: 7, startedAt: 1234, updatedAt: 1234 });
+      assert.deepEqual((await store.staleUploads(1235, 10)).map((s) => s.id), ['old']);
+      await store.createUpload({ id: 'new', repository: 'app', offset: 0, startedAt: 5, updatedAt: 6 });
+      await store.close();
+      store = new SqliteMetadataStore(path); // migrating again is a no-op
+      assert.deepEqual((await store.staleUploads(10_000, 10)).map((s) => s.id), ['new', 'old']);
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
