@@ -1,4 +1,5 @@
 import { isDigest } from '../digest/digest.ts';
+import { excerpt } from '../errors/excerpt.ts';
 import type { Descriptor, ImageIndex, ImageManifest } from './descriptor.ts';
 import { IMAGE_MANIFEST_TYPES, INDEX_TYPES, MediaTypes, SCHEMA1_TYPES, bareMediaType, isManifestType } from './media-types.ts';
 
@@ -53,7 +54,7 @@ export function validateDescriptor(value: unknown, where: string): Descriptor {
     throw new InvalidManifestError(`${where}.mediaType must be a media type such as ${MediaTypes.ociLayerGzip}`);
   }
   if (typeof digest !== 'string' || !isDigest(digest)) {
-    throw new InvalidManifestError(`${where}.digest ${JSON.stringify(digest)} is not a valid sha256 or sha512 digest`);
+    throw new InvalidManifestError(`${where}.digest ${typeof digest === 'string' ? excerpt(digest) : String(JSON.stringify(digest)).slice(0, 100)} is not a valid sha256 or sha512 digest`);
   }
   if (typeof size !== 'number' || !Number.isSafeInteger(size) || size < 0) {
     throw new InvalidManifestError(`${where}.size must be a non-negative integer`);
@@ -61,6 +62,7 @@ export function validateDescriptor(value: unknown, where: string): Descriptor {
   if (value.urls !== undefined && (!Array.isArray(value.urls) || !value.urls.every((u) => typeof u === 'string'))) {
     throw new InvalidManifestError(`${where}.urls must be an array of strings`);
   }
+  (value.urls as string[] | undefined)?.forEach((url, i) => checkForeignUrl(url, `${where}.urls[${i}]`));
   checkStringMap(value.annotations, `${where}.annotations`);
   if (value.artifactType !== undefined && typeof value.artifactType !== 'string') {
     throw new InvalidManifestError(`${where}.artifactType must be a string`);
@@ -74,7 +76,26 @@ export function validateDescriptor(value: unknown, where: string): Descriptor {
   return value as unknown as Descriptor;
 }
 
+/**
+ * The registry skips the presence check for a descriptor with `urls` (clients fetch it from there),
+ * so they must be usable. As distribution's manifest handlers: http or https, no fragment; also with
+ * `//` and a host, and without the spaces or control characters RFC 3986 excludes.
+ */
+function checkForeignUrl(url: string, where: string): void {
+  let problem: string | undefined;
+  if (!/^https?:\/\//i.test(url) || /[\u0000-\u0020\u007f]/.test(url)) problem = 'is not an absolute http or https URL';
+  else if (url.includes('#')) problem = 'has a fragment';
+  else if (!URL.canParse(url)) problem = 'is not an absolute http or https URL'; // e.g. no host, a bad port
+  if (problem) throw new InvalidManifestError(`${where} ${excerpt(url)} ${problem}; foreign layer URLs must be absolute http or https URLs without a fragment`);
+}
+
+/** A UTF-8 byte-order mark: JSON forbids it (RFC 8259 §8.1) and Go's json.Unmarshal, in every Go client, rejects it. */
+function startsWithBom(bytes: Uint8Array): boolean {
+  return bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
 function decodeJson(bytes: Uint8Array): Record<string, unknown> {
+  if (startsWithBom(bytes)) throw new InvalidManifestError('manifest starts with a UTF-8 byte-order mark (EF BB BF); send the JSON without it');
   let value: unknown;
   try {
     value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
@@ -102,12 +123,12 @@ function resolveMediaType(contentType: string | undefined, json: Record<string, 
   }
   const usable = declared !== '' && declared !== 'application/json' && declared !== 'application/octet-stream';
   if (usable && field !== undefined && field !== declared) {
-    throw new InvalidManifestError(`Content-Type ${declared} does not match the manifest's mediaType ${field}`);
+    throw new InvalidManifestError(`Content-Type ${excerpt(declared)} does not match the manifest's mediaType ${excerpt(field)}`);
   }
   const chosen = field ?? (usable ? declared : undefined) ?? guessMediaType(json);
   if (!isManifestType(chosen)) {
     throw new InvalidManifestError(
-      `unsupported manifest media type ${JSON.stringify(chosen)}; expected one of OCI image manifest or index, Docker schema 2 manifest or manifest list`,
+      `unsupported manifest media type ${excerpt(chosen)}; expected one of OCI image manifest or index, Docker schema 2 manifest or manifest list`,
       'unsupported',
     );
   }

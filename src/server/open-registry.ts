@@ -1,6 +1,7 @@
-import { mkdir, readdir, rm } from 'node:fs/promises';
+import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FsBlobStore } from '../content/fs-blob-store.ts';
+import { prepareDataDir } from './data-dir.ts';
 import { Registry, type RegistryOptions } from './registry.ts';
 import { registryLayout } from './storage/layout.ts';
 import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
@@ -12,7 +13,7 @@ import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
  */
 export async function openRegistry(dataDir: string, options: RegistryOptions): Promise<Registry> {
   const layout = registryLayout(dataDir);
-  await mkdir(dataDir, { recursive: true });
+  await prepareDataDir(dataDir);
   const blobs = await new FsBlobStore(layout.blobs).init();
   const metadata = new SqliteMetadataStore(layout.metadata);
   for (const name of await readdir(layout.ingest)) {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,8 @@ import { fileURLToPath } from 'node:url';
 import { freePort, stopChild, waitForHttp } from '../../src/testing/peers.ts';
 
 const SKIFF = fileURLToPath(new URL('../../bin/skiff', import.meta.url));
+/** The CLI's TypeScript entry, run directly where a test times start-up (bin/skiff may first rebuild dist/). */
+const MAIN_TS = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
 interface Serve {
   child: ChildProcess;
@@ -35,6 +37,33 @@ async function runToExit(args: string[]): Promise<{ code: number | null; output:
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
   return { code, output };
+}
+
+/**
+ * Runs `skiff serve --data <data>` straight from src/ and waits for it to exit, killing it after
+ * `deadlineMs` (a start-up that hangs must fail the test, not the suite).
+ */
+async function serveToExit(data: string, deadlineMs = 15_000): Promise<{ code: number | null; output: string; ms: number }> {
+  const started = Date.now();
+  const args = ['--disable-warning=ExperimentalWarning', MAIN_TS, 'serve', '--data', data, '--listen', '127.0.0.1:0', '--log-level', 'warn'];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const deadline = setTimeout(() => child.kill('SIGKILL'), deadlineMs);
+  const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(deadline);
+  return { code, output, ms: Date.now() - started };
+}
+
+/** Asserts a prompt exit 2 whose message names the directory, says what failed and what to do. */
+function assertBadDataDir(result: { code: number | null; output: string; ms: number }, dir: string, problem: RegExp): void {
+  assert.equal(result.code, 2, `exit status (output: ${result.output})`);
+  assert.ok(result.ms < 10_000, `exited after ${result.ms} ms`);
+  assert.ok(result.output.includes(`data directory ${dir}: `), result.output);
+  assert.match(result.output, problem);
+  assert.match(result.output, /--data <dir>/);
+  assert.doesNotMatch(result.output, /listening/);
 }
 
 describe('skiff serve (the CLI)', () => {
@@ -87,6 +116,47 @@ describe('skiff serve (the CLI)', () => {
     assert.equal(code, 2);
     assert.match(output, /bad\.yaml: listen: expected host:port/);
     assert.match(output, /bad\.yaml: shiny: unknown setting/);
+  });
+
+  test('--data under /proc exits 2 at once (Node\'s recursive mkdir spun there forever)', async () => {
+    assertBadDataDir(await serveToExit('/proc/skiff-x'), '/proc/skiff-x', /cannot create it: \/proc does not accept new directories/);
+    assertBadDataDir(await serveToExit('/proc/self/skiff-x/y'), '/proc/self/skiff-x/y', /cannot create \/proc\/self\/skiff-x: \/proc\/self does not accept new directories/);
+  });
+
+  test('--data naming a regular file, or a path through one, exits 2', async () => {
+    const file = join(dir, 'a-file');
+    await writeFile(file, 'not a directory');
+    assertBadDataDir(await serveToExit(file), file, /it exists and is not a directory/);
+    assertBadDataDir(await serveToExit(join(file, 'sub')), join(file, 'sub'), /not a directory/);
+  });
+
+  test('--data on a directory skiff cannot write exits 2', async (t) => {
+    const readOnly = join(dir, 'read-only');
+    await mkdir(readOnly);
+    let problem = /cannot write in it: permission denied/;
+    let mounted = false;
+    if (process.getuid?.() === 0) {
+      // Root ignores permission bits, so use a read-only file system.
+      try {
+        execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', readOnly], { stdio: 'pipe' });
+        mounted = true;
+      } catch (error) {
+        const why = `cannot mount a read-only tmpfs as root: ${String((error as Error).message).split('\n')[0]}`;
+        if (process.env.CI) throw new Error(why);
+        console.error(`\n!!! SKIPPED: the read-only --data case was not tested (${why}) !!!\n`);
+        t.skip(why);
+        return;
+      }
+      problem = /cannot write in it: it is on a read-only file system/;
+    } else {
+      await chmod(readOnly, 0o555);
+    }
+    try {
+      assertBadDataDir(await serveToExit(readOnly), readOnly, problem);
+    } finally {
+      if (mounted) execFileSync('umount', [readOnly]);
+      else await chmod(readOnly, 0o755);
+    }
   });
 
   test('SIGTERM lets an in-flight upload finish, then exits 0', async () => {

@@ -367,3 +367,82 @@ describe('validateDescriptor and media type helpers', () => {
     assert.equal(bareMediaType('  application/vnd.oci.image.index.v1+json  '), MediaTypes.ociIndex);
   });
 });
+
+describe('parseManifest: foreign layer URLs', () => {
+  const withUrls = (urls: unknown[]) => enc(ociManifest({ layers: [{ ...layerDesc, mediaType: MediaTypes.dockerForeignLayerGzip, urls }] }));
+
+  test('absolute http and https URLs are accepted, in any scheme case, with ports, queries and IPv6 hosts', () => {
+    const urls = ['https://example.com/layer.tar.gz', 'http://example.com:8080/a/b?sig=x&t=1', 'HTTPS://EXAMPLE.COM/l', 'http://[::1]/l', 'https://mcr.microsoft.com/v2/windows/blobs/sha256:abc'];
+    assert.deepEqual(parseManifest(withUrls(urls)).layers[0]!.urls, urls);
+  });
+
+  test('anything else is refused, naming the descriptor and the URL', () => {
+    const bad: [string, RegExp][] = [
+      ['not a url at all', /layers\[0\]\.urls\[0\] "not a url at all" is not an absolute http or https URL/],
+      ['ftp://example.com/layer', /"ftp:\/\/example\.com\/layer" is not an absolute http or https URL/],
+      ['file:///etc/passwd', /is not an absolute http or https URL/],
+      ['//example.com/layer', /is not an absolute http or https URL/],
+      ['/v2/x/blobs/sha256:abc', /is not an absolute http or https URL/],
+      ['http:example.com/layer', /is not an absolute http or https URL/],
+      ['http://', /is not an absolute http or https URL/],
+      ['https://example.com/layer#part', /has a fragment/],
+      ['https://exa mple.com/layer', /is not an absolute http or https URL/],
+      [' https://example.com/layer', /is not an absolute http or https URL/],
+      ['https://example.com/la\nyer', /is not an absolute http or https URL/],
+      ['', /is not an absolute http or https URL/],
+    ];
+    for (const [url, pattern] of bad) rejects(withUrls([url]), undefined, pattern);
+    rejects(withUrls(['https://example.com/ok', 'gopher://example.com/no']), undefined, /layers\[0\]\.urls\[1\] "gopher:/);
+  });
+
+  test('the check covers every descriptor, since the registry skips the presence check for any with urls', () => {
+    rejects(enc(ociManifest({ config: { ...configDesc, urls: ['nope'] } })), undefined, /config\.urls\[0\] "nope"/);
+    rejects(enc(ociIndex({ manifests: [{ mediaType: MediaTypes.ociManifest, digest: dgst('m'), size: 1, urls: ['nope'] }] })), undefined, /manifests\[0\]\.urls\[0\]/);
+  });
+
+  test('a long bad URL is echoed bounded, with an ellipsis', () => {
+    const url = `x${'y'.repeat(5000)}`;
+    assert.throws(
+      () => parseManifest(withUrls([url])),
+      (e: unknown) => {
+        assert.ok(e instanceof InvalidManifestError);
+        assert.ok(e.message.length < 400, `message of ${e.message.length} chars`);
+        assert.match(e.message, /"xy+…" is not an absolute/);
+        return true;
+      },
+    );
+  });
+});
+
+describe('parseManifest: byte-order mark', () => {
+  test('a manifest starting with a UTF-8 BOM is refused, not stored for Go clients to choke on', () => {
+    const bom = Buffer.from([0xef, 0xbb, 0xbf]);
+    const body = Buffer.concat([bom, Buffer.from(JSON.stringify(ociManifest()))]);
+    rejects(body, MediaTypes.ociManifest, /manifest starts with a UTF-8 byte-order mark/);
+  });
+
+  test('a BOM character inside a string value is still fine', () => {
+    const parsed = parseManifest(enc(ociManifest({ annotations: { note: '\uFEFFhello' } })));
+    assert.equal(parsed.annotations?.note, '\uFEFFhello');
+  });
+});
+
+describe('parseManifest: bounded echoes', () => {
+  test('a huge Content-Type or mediaType is echoed at most 100 characters', () => {
+    const huge = `application/vnd.${'a'.repeat(5000)}+json`;
+    for (const [bytes, ct] of [
+      [enc(ociManifest()), huge],
+      [enc(ociManifest({ mediaType: huge })), undefined],
+      [enc(ociManifest({ layers: [{ ...layerDesc, digest: `sha256:${'z'.repeat(5000)}` }] })), undefined],
+    ] as [Uint8Array, string | undefined][]) {
+      assert.throws(
+        () => parseManifest(bytes, ct),
+        (e: unknown) => {
+          assert.ok(e instanceof InvalidManifestError);
+          assert.ok(e.message.length < 600, `message of ${e.message.length} chars: ${e.message.slice(0, 200)}`);
+          return true;
+        },
+      );
+    }
+  });
+});

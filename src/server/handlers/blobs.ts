@@ -1,3 +1,4 @@
+import { excerpt } from '../../errors/excerpt.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { parseRangeHeader, sendEmpty } from '../http-util.ts';
 import type { RequestContext } from '../router.ts';
@@ -13,9 +14,13 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     ETag: `"${blob.digest}"`,
     'Cache-Control': 'max-age=31536000',
   };
-  const wanted = parseRangeHeader(req.headers.range, blob.size);
+  // RFC 9110 §13.1.5: Range applies only while If-Range still names this content. Blobs never change, but a
+  // client resuming with a validator from elsewhere must get the whole blob, not bytes spliced onto the wrong prefix.
+  const ifRange = req.headers['if-range'];
+  const rangeHeader = ifRange === undefined || ifRange === headers.ETag ? req.headers.range : undefined;
+  const wanted = parseRangeHeader(rangeHeader, blob.size);
   if (wanted.kind === 'unsatisfiable') {
-    throw new RegistryError('RANGE_INVALID', `range ${req.headers.range} is outside the blob's ${blob.size} bytes`, {
+    throw new RegistryError('RANGE_INVALID', `range ${excerpt(rangeHeader ?? '')} is outside the blob's ${blob.size} bytes`, {
       status: 416,
       headers: { 'Content-Range': `bytes */${blob.size}` },
     });
