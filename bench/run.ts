@@ -14,6 +14,7 @@ import { manifestGetCase } from './cases/manifest-get.ts';
 import { mirrorCase } from './cases/mirror.ts';
 import { pullCase } from './cases/pull.ts';
 import { pushCase } from './cases/push.ts';
+import { stalledReadersCase } from './cases/stalled-readers.ts';
 import { syncCase } from './cases/sync.ts';
 import { installSignalHandlers, onCleanup, runCleanup } from './cleanup.ts';
 import { Context } from './context.ts';
@@ -39,6 +40,7 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   sync: { needs: ['skopeo', 'docker-registry'], run: syncCase },
   'copy-big': { needs: ['skopeo', 'docker-registry'], run: copyBigCase },
   pull: { needs: ['skopeo', 'docker-registry'], run: pullCase },
+  'stalled-readers': { needs: ['docker-registry'], run: stalledReadersCase },
   mirror: { needs: [], run: () => mirrorCase() },
 };
 

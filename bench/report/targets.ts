@@ -23,6 +23,9 @@ export const TARGETS: Record<string, Target> = {
   'sync-noop': { text: '≤ 1× skopeo', pass: atMost(1) },
   'copy-big': { text: '≤ 0.4× skopeo', pass: atMost(0.4) },
   'pull-big': { text: '≤ 0.5× skopeo (≥ 2× faster)', pass: atMost(0.5) },
+  // Absolute targets: the row's limit is the target, so "% of limit" ≥ 100% passes.
+  'stalled-readers-rss': { text: '< 300 MiB', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
+  'stalled-readers-after': { text: '≤ 50 MiB above idle', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
   'mirror-cold': { text: '≤ 1.1× direct pull, 1× upstream bytes', pass: () => undefined },
   'mirror-warm': { text: '—', pass: () => undefined },
 };

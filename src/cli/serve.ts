@@ -20,7 +20,7 @@ export function registerServe(program: Command): void {
     .option('--max-connections <n>', 'answer connections beyond this with 503 (default: half the open-file limit)')
     .option('--min-free-space <size|percent>', '/healthz is unavailable below this free space (default 1GiB or 1%, the smaller)')
     .option('--upload-expiry <duration>', 'purge upload sessions idle this long (default 24h)')
-    .option('--send-buffer-memory <size>', 'read buffers all blob responses may hold together (default 32MiB)')
+    .option('--send-buffer-memory <size>', 'read buffers all blob responses may hold together (default 16MiB)')
     .option('--manifest-body-memory <size>', 'memory all manifest bodies in flight may hold together (default 64MiB)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.

@@ -12,6 +12,7 @@ import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } 
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { BlobNotFoundError, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { SendBuffers } from './send-buffers.ts';
 import { guardStorage, storageError } from './storage-errors.ts';
 
 const INGEST_REF = /^[A-Za-z0-9_-]{1,128}$/;
@@ -40,8 +41,12 @@ export class FsBlobStore implements BlobStore {
   readonly fanout: boolean;
   readonly ingestDir: string;
 
-  constructor(root: string, options: { fanout?: boolean; ingestDir?: string } = {}) {
+  /** Read buffers for blob responses, bounded for the whole store (see SendBuffers). */
+  readonly sendBuffers: SendBuffers;
+
+  constructor(root: string, options: { fanout?: boolean; ingestDir?: string; sendBuffers?: SendBuffers } = {}) {
     this.root = root;
+    this.sendBuffers = options.sendBuffers ?? new SendBuffers(16 * 1024 * 1024);
     this.fanout = options.fanout ?? true;
     this.ingestDir = options.ingestDir ?? join(root, 'ingest');
   }
@@ -78,23 +83,41 @@ export class FsBlobStore implements BlobStore {
 
   async copyTo(digest: Digest, destination: Writable, range?: ByteRange): Promise<void> {
     const handle = await this.openBlob(digest);
+    // Lending is safe only where a write's callback means the bytes left our memory (a socket,
+    // an HTTP response); other Writables (a PassThrough, a tee) may still hold the chunk.
+    const lend = destination instanceof ServerResponse || destination instanceof Socket;
+    const take = (wanted: number) => (lend ? this.sendBuffers.take(wanted) : Buffer.allocUnsafe(Math.min(READ_CHUNK, wanted)));
+    const giveBack = (buffer: Buffer): void => {
+      if (lend) this.sendBuffers.give(buffer);
+    };
     try {
       let position = range?.start ?? 0;
       const end = range ? range.end + 1 : (await handle.stat()).size;
-      // Recycling is safe only where a write's callback means the bytes left our memory (a socket,
-      // an HTTP response); other Writables (a PassThrough, a tee) may still hold the chunk.
-      const recycle = destination instanceof ServerResponse || destination instanceof Socket;
-      const buffers = [Buffer.allocUnsafe(READ_CHUNK), Buffer.allocUnsafe(READ_CHUNK)] as const;
+      // One chunk is read while the previous one is being written (with large buffers, below).
       let previousWrite: Promise<void> = Promise.resolve();
-      for (let turn = 0; position < end; turn++) {
-        // This buffer's last write finished before the previous turn's write was issued.
-        const buffer = recycle ? buffers[turn % 2]! : Buffer.allocUnsafe(READ_CHUNK);
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(READ_CHUNK, end - position), position);
-        if (bytesRead === 0) throw new Error(`blob ${digest} ended at ${position} bytes, before ${end}`);
+      while (position < end) {
+        const buffer = take(end - position);
+        let bytesRead: number;
+        try {
+          ({ bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position));
+          if (bytesRead === 0) throw new Error(`blob ${digest} ended at ${position} bytes, before ${end}`);
+          await previousWrite;
+        } catch (error) {
+          giveBack(buffer);
+          throw error;
+        }
         position += bytesRead;
-        await previousWrite;
-        previousWrite = writeAndWait(destination, buffer.subarray(0, bytesRead));
-        previousWrite.catch(() => undefined); // awaited next turn; a client gone mid-read must not be "unhandled
+        previousWrite = writeAndWait(destination, buffer.subarray(0, bytesRead)).then(
+          () => giveBack(buffer),
+          (error: unknown) => {
+            if (lend) this.sendBuffers.forget(buffer);
+            throw error;
+          },
+        );
+        previousWrite.catch(() => undefined); // awaited next turn; a client gone mid-read must not be "unhandled"
+        // Read ahead only with a large buffer: a small one means the budget is lent out, maybe to
+        // stalled readers, and a stalled reader must pin one small buffer, not two.
+        if (buffer.length < READ_CHUNK) await previousWrite;
       }
       await previousWrite;
       await new Promise<void>((resolve, reject) => destination.end((error?: Error | null) => (error ? reject(error) : resolve())));

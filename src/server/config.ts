@@ -114,7 +114,7 @@ function defaults(): Omit<ServeConfig, 'data'> {
     maxConnections: Math.max(64, Math.floor((openFileLimit() - 256) / 2)),
     minFreeSpace: { bytes: 1024 ** 3, orPercent: 1 },
     uploadExpiry: 24 * 3600_000,
-    sendBufferMemory: 32 * 1024 * 1024,
+    sendBufferMemory: 16 * 1024 * 1024,
     manifestBodyMemory: 64 * 1024 * 1024,
   };
 }

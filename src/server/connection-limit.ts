@@ -20,7 +20,7 @@ const REFUSAL =
  * clients back off and retry. The refusal is written before the request is read: it is the
  * answer to whatever that connection sends first.
  */
-export function limitConnections(server: Server, max: number, log: Logger): { open(): number } {
+export function limitConnections(server: Server, max: number, log: Logger, onCount?: (open: number) => void): { open(): number } {
   const httpListeners = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
   let open = 0;
@@ -42,7 +42,11 @@ export function limitConnections(server: Server, max: number, log: Logger): { op
       return;
     }
     open++;
-    socket.once('close', () => open--);
+    onCount?.(open);
+    socket.once('close', () => {
+      open--;
+      onCount?.(open);
+    });
     for (const listener of httpListeners) listener.call(server, socket);
   });
   return { open: () => open };

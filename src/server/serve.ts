@@ -20,7 +20,7 @@ export interface RunningRegistry {
 
 /** Starts `skiff serve`: embedded storage, HTTP server, graceful close. */
 export async function startRegistry(config: ServeConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningRegistry> {
-  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly });
+  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory });
   const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config });
   const { host, port } = splitListen(config.listen);
   server.listen(port, host);

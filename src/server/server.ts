@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
 import { limitConnections } from './connection-limit.ts';
+import { MemoryRelief } from './memory-relief.ts';
 import { checkHealth } from './health.ts';
 import { InOrder } from './in-order.ts';
 import { clientGone, logEachRequest, redactUrl } from './request-log.ts';
@@ -112,7 +113,8 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
   // A request body or a response that moves no byte for this long is cut (node destroys the
   // socket); slow transfers that keep moving are never cut. An upload keeps what arrived.
   server.setTimeout(limits.idleTimeout);
-  limitConnections(server, limits.maxConnections, log);
+  const relief = new MemoryRelief();
+  limitConnections(server, limits.maxConnections, log, (open) => relief.observe(open));
   return server;
 }
 

@@ -54,7 +54,7 @@ describe('resolveServeConfig', () => {
       maxConnections: Math.max(64, Math.floor((openFileLimit() - 256) / 2)),
       minFreeSpace: { bytes: 1024 ** 3, orPercent: 1 },
       uploadExpiry: 24 * 3600_000,
-      sendBufferMemory: 32 * 1024 * 1024,
+      sendBufferMemory: 16 * 1024 * 1024,
       manifestBodyMemory: 64 * 1024 * 1024,
     });
   });
