@@ -5,21 +5,31 @@ import { InvalidDigestError } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { excerpt } from '../errors/excerpt.ts';
 import { RegistryError } from '../errors/registry-error.ts';
+import type { BodyBudget } from './body-budget.ts';
 
-/** Cap for bodies we parse as JSON (manifests): the limit plus one byte to detect overflow. */
-export async function readBodyLimited(req: IncomingMessage, limit: number): Promise<Buffer> {
+/**
+ * Reads a body we must hold whole to parse (a manifest), refusing more than `limit` bytes, and
+ * holding at most what `budget` allows across all requests at once.
+ */
+export async function readBodyLimited(req: IncomingMessage, limit: number, budget?: BodyBudget): Promise<Buffer> {
   const declared = contentLength(req);
   if (declared !== undefined && declared > limit) {
     throw new RegistryError('SIZE_INVALID', `body of ${declared} bytes exceeds the ${limit}-byte limit`, { status: 413 });
   }
   const chunks: Buffer[] = [];
   let total = 0;
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    total += chunk.length;
-    if (total > limit) throw new RegistryError('SIZE_INVALID', `body exceeds the ${limit}-byte limit`, { status: 413 });
-    chunks.push(chunk);
+  try {
+    for await (const chunk of req as AsyncIterable<Buffer>) {
+      if (total + chunk.length > limit) throw new RegistryError('SIZE_INVALID', `body exceeds the ${limit}-byte limit`, { status: 413 });
+      budget?.claim(chunk.length);
+      total += chunk.length;
+      chunks.push(chunk);
+    }
+    return Buffer.concat(chunks, total);
+  } finally {
+    // The caller's copy lives only while it parses and stores the manifest: brief, unbudgeted.
+    budget?.release(total);
   }
-  return Buffer.concat(chunks, total);
 }
 
 export function contentLength(req: IncomingMessage): number | undefined {

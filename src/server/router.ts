@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { BodyBudget } from './body-budget.ts';
 import type { Registry } from './registry.ts';
 
 export interface RequestContext {
@@ -12,6 +13,8 @@ export interface RequestContext {
   params: Record<string, string>;
   registry: Registry;
   log: Logger;
+  /** Memory all manifest bodies being received may hold together. */
+  manifestBodies: BodyBudget;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;

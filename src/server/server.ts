@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
+import { BodyBudget } from './body-budget.ts';
 import { limitConnections } from './connection-limit.ts';
 import { MemoryRelief } from './memory-relief.ts';
 import { checkHealth } from './health.ts';
@@ -31,7 +32,7 @@ export function registryRoutes(): Router {
 }
 
 /** The bounds the server's edge enforces, from the serve config. */
-export type ServerLimits = Pick<ServeConfig, 'headersTimeout' | 'idleTimeout' | 'keepAliveTimeout' | 'maxConnections' | 'minFreeSpace'>;
+export type ServerLimits = Pick<ServeConfig, 'headersTimeout' | 'idleTimeout' | 'keepAliveTimeout' | 'maxConnections' | 'minFreeSpace' | 'manifestBodyMemory'>;
 
 export interface RegistryServerOptions {
   registry: Registry;
@@ -49,6 +50,7 @@ export interface RegistryServerOptions {
  */
 export function createRegistryServer({ registry, log, dataDir, limits }: RegistryServerOptions): Server {
   const router = registryRoutes();
+  const manifestBodies = new BodyBudget(limits.manifestBodyMemory);
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     // Split by hand: WHATWG URL parsing would resolve `..` and `.` segments, letting
@@ -81,7 +83,7 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
     if ('allowed' in found) {
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
     }
-    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log };
+    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log, manifestBodies };
     await found.handler(ctx);
   }
 

@@ -280,3 +280,45 @@ describe('request log', () => {
     assert.equal(lines.filter((l) => (l.level as number) >= 50).length, 0, JSON.stringify(lines));
   });
 });
+
+describe('manifest body memory', () => {
+  let reg: TestRegistry;
+  before(async () => {
+    reg = await startTestRegistry({ manifestBodyMemory: 4 * 1024 * 1024, idleTimeout: 1500 });
+    await pushBlob(reg.url, 'budget/app', EMPTY_CONFIG);
+  });
+  after(() => reg.stop());
+
+  const big = (label: string) =>
+    manifestOf({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: EMPTY_CONFIG.descriptor,
+      layers: [],
+      annotations: { label, pad: 'x'.repeat(3 * 1024 * 1024) },
+    });
+
+  test('stalled manifest bodies hold no more than manifestBodyMemory: the excess is 503 with Retry-After, small pushes go on, room comes back', async () => {
+    const first = big('first');
+    const head = (m: typeof first) =>
+      `PUT /v2/budget/app/manifests/${m.descriptor.digest} HTTP/1.1\r\nHost: registry\r\nContent-Type: ${m.descriptor.mediaType}\r\nContent-Length: ${m.data.length}\r\n\r\n`;
+    // One client sends most of a 3 MiB manifest, then stalls.
+    const stalled = await open(reg.url, head(first));
+    stalled.socket.write(first.data.subarray(0, first.data.length - 10));
+    await sleep(300);
+    // A second large body does not fit beside it.
+    const second = big('second');
+    const refused = await open(reg.url, head(second));
+    refused.socket.write(second.data);
+    await refused.closed;
+    assert.match(refused.received(), /^HTTP\/1\.1 503 /);
+    assert.match(refused.received(), /\r\nRetry-After: 1\r\n/i);
+    assert.match(refused.received(), /"code":"UNAVAILABLE"/);
+    // A small manifest still fits.
+    const small = manifestOf({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config: EMPTY_CONFIG.descriptor, layers: [] });
+    await pushManifest(reg.url, 'budget/app', 'small', small);
+    // The stalled body is cut by the idle timeout and gives its share back.
+    await stalled.closed;
+    await pushManifest(reg.url, 'budget/app', 'second', second);
+  });
+});

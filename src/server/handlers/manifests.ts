@@ -26,7 +26,7 @@ export async function getManifest(ctx: RequestContext): Promise<void> {
 /** end-7: PUT /v2/<name>/manifests/<reference>[?tag=…]. */
 export async function putManifest(ctx: RequestContext): Promise<void> {
   const { req, res, query, registry, params } = ctx;
-  const body = await readBodyLimited(req, MAX_MANIFEST_BYTES);
+  const body = await readBodyLimited(req, MAX_MANIFEST_BYTES, ctx.manifestBodies);
   const extraTags = query.getAll('tag');
   if (extraTags.length > 0 && !params.reference!.includes(':')) {
     throw new RegistryError('MANIFEST_INVALID', '?tag= may only be used when pushing by digest');
