@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import { BlobNotFoundError, type ByteRange } from '../content/store.ts';
 import { StorageError, StorageFullError, storageError } from '../content/storage-errors.ts';
 import { InvalidDigestError } from '../digest/digest.ts';
@@ -30,6 +31,52 @@ export async function readBodyLimited(req: IncomingMessage, limit: number, budge
     // The caller's copy lives only while it parses and stores the manifest: brief, unbudgeted.
     budget?.release(total);
   }
+}
+
+/**
+ * The request body as a stream the storage may abandon (on a full disk, a size overrun) without
+ * destroying the request: what is left unread is then drained by the server's edge, so the
+ * client reads the error instead of a connection reset. A client aborting still errors it.
+ */
+export function requestBody(req: IncomingMessage): Readable {
+  // Not Readable.from(req.iterator(…)): destroying that wrapper throws an AbortError into the
+  // iterator, which destroys the request after all.
+  const detach = () => {
+    req.off('data', onData);
+    req.off('end', onEnd);
+    req.off('error', onError);
+    req.off('close', onClose);
+    req.pause();
+  };
+  let attached = false;
+  const body = new Readable({
+    highWaterMark: 1024 * 1024,
+    // Attached on the first read: a handler that fails before reading leaves the request alone.
+    read: () => {
+      if (!attached) {
+        attached = true;
+        req.on('data', onData);
+        req.once('end', onEnd);
+        req.once('error', onError);
+        req.once('close', onClose);
+        if (req.complete && req.readableEnded) body.push(null);
+      }
+      req.resume();
+    },
+    destroy: (error, callback) => {
+      detach();
+      callback(error);
+    },
+  });
+  const onData = (chunk: Buffer) => {
+    if (!body.push(chunk)) req.pause();
+  };
+  const onEnd = () => body.push(null);
+  const onError = (error: Error) => body.destroy(error);
+  const onClose = () => {
+    if (!req.complete) body.destroy(new Error('the client closed the connection before the body was complete'));
+  };
+  return body;
 }
 
 export function contentLength(req: IncomingMessage): number | undefined {

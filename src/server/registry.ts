@@ -224,8 +224,10 @@ export class Registry {
       await this.metadata.linkBlob(repository, digest);
       return { digest, size: result.size };
     } finally {
-      // The spec's "nothing is stored" on a bad digest: the session ends either way.
-      await this.metadata.deleteUpload(id);
+      // The spec's "nothing is stored" on a bad digest: the session ends either way. Should the
+      // row not go (a full disk), the commit's own outcome is what the client needs to hear;
+      // the upload reaper removes the row later.
+      await this.metadata.deleteUpload(id).catch(() => undefined);
     }
   }
 
@@ -325,7 +327,9 @@ export class Registry {
   private async checkChildrenPresent(repository: string, kind: 'image' | 'index', children: Descriptor[]): Promise<void> {
     const missing: Digest[] = [];
     for (const child of children) {
-      if (child.urls && child.urls.length > 0) continue; // foreign / non-distributable layer
+      // Clients fetch foreign (non-distributable) layers from their URLs: the registry need not
+      // hold them. Any other descriptor must be present, URLs or not (as distribution checks).
+      if (child.urls && child.urls.length > 0 && FOREIGN_LAYER_TYPES.has(child.mediaType)) continue;
       const present =
         kind === 'index'
           ? (await this.metadata.getManifest(repository, child.digest)) !== undefined
@@ -383,6 +387,13 @@ export class Registry {
     return { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests };
   }
 }
+
+const FOREIGN_LAYER_TYPES: ReadonlySet<string> = new Set([
+  MediaTypes.dockerForeignLayerGzip,
+  MediaTypes.ociLayerNondistributable,
+  MediaTypes.ociLayerNondistributableGzip,
+  MediaTypes.ociLayerNondistributableZstd,
+]);
 
 export function uploadLocation(repository: string, id: string): string {
   return `/v2/${repository}/blobs/uploads/${id}`;

@@ -7,6 +7,7 @@ import { limitConnections } from './connection-limit.ts';
 import { MemoryRelief } from './memory-relief.ts';
 import { checkHealth } from './health.ts';
 import { InOrder } from './in-order.ts';
+import { drainAfterEarlyAnswer } from './linger.ts';
 import { clientGone, logEachRequest, redactUrl } from './request-log.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { deleteBlob, getBlob } from './handlers/blobs.ts';
@@ -105,8 +106,7 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
           if (clientGone(req, res)) return; // logged once, as an incomplete request, when the response closes
           const registryError = toRegistryError(error);
           if (registryError.status >= 500) log.error({ err: error, method: req.method, path: redactUrl(req.url ?? '') }, 'request failed');
-          // A client that sent a body we never read would desynchronize keep-alive: close instead.
-          if (!req.complete) res.setHeader('Connection', 'close');
+          drainAfterEarlyAnswer(req, res);
           sendError(req, res, registryError);
         });
       });

@@ -21,7 +21,8 @@ import type { FreeSpaceRule } from '../../src/server/units.ts';
 import { MediaTypes } from '../../src/oci/media-types.ts';
 import { seededBytes } from '../../src/testing/images.ts';
 import { pushBlob, pushManifest } from '../../src/testing/push.ts';
-import { blobOf, captureEscapes, expectError, manifestOf, rangeEnd, startUpload, withDigest } from './http/helpers.ts';
+import { blobOf, captureEscapes, expectError, manifestOf, open as openRaw, rangeEnd, startUpload, withDigest } from './http/helpers.ts';
+import { digestOf } from '../../src/digest/digest.ts';
 
 const run = promisify(execFile);
 const REPO = 'full/app';
@@ -145,6 +146,21 @@ describe('a registry whose data directory is full', { skip, timeout: 45_000 }, (
     });
     const entry = await expectError(res, 507, 'UNKNOWN');
     assert.match(entry.message, FULL_MESSAGE);
+  });
+
+  test('a 32 MiB blob POST from a client that sends it all before reading gets 507, not a connection reset', async () => {
+    const big = seededBytes('late-bigger', 32 * 1024 * 1024);
+    const conn = await openRaw(
+      url,
+      `POST /v2/${REPO}/blobs/uploads/?digest=${digestOf(big)} HTTP/1.1\r\nHost: registry\r\nContent-Type: application/octet-stream\r\nContent-Length: ${big.length}\r\n\r\n`,
+    );
+    conn.socket.pause();
+    await new Promise<void>((resolve) => conn.socket.write(big, () => resolve()));
+    conn.socket.resume();
+    const response = await conn.firstResponse();
+    conn.socket.destroy();
+    assert.match(response, /^HTTP\/1\.1 507 /);
+    assert.match(response, /storage is full/);
   });
 
   test('a PATCH gets 507; the session keeps what reached the disk', async () => {

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import { connect, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { PassThrough } from 'node:stream';
 import { pino } from 'pino';
@@ -10,45 +9,10 @@ import { redactUrl } from '../../src/server/request-log.ts';
 import { seededBytes } from '../../src/testing/images.ts';
 import { pushBlob, pushManifest } from '../../src/testing/push.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
-import { EMPTY_CONFIG, blobOf, expectError, manifestOf, rangeEnd, sleep, startUpload } from './http/helpers.ts';
+import { EMPTY_CONFIG, blobOf, expectError, manifestOf, open, rangeEnd, requestText, sleep, startUpload, statuses } from './http/helpers.ts';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-
-/** A raw TCP connection to the registry: what was received, and when the server closed it. */
-interface RawConnection {
-  socket: Socket;
-  received(): string;
-  closed: Promise<number>;
-}
-
-function open(url: string, payload?: string | Buffer): Promise<RawConnection> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve, reject) => {
-    const socket = connect(Number(port), hostname);
-    let text = '';
-    const started = Date.now();
-    socket.setEncoding('latin1');
-    socket.on('data', (chunk: string) => (text += chunk));
-    socket.on('error', () => undefined);
-    const closed = new Promise<number>((done) => socket.once('close', () => done(Date.now() - started)));
-    socket.once('connect', () => {
-      if (payload !== undefined) socket.write(payload);
-      resolve({ socket, received: () => text, closed });
-    });
-    socket.once('error', reject);
-  });
-}
-
-function statuses(text: string): number[] {
-  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
-}
-
-function requestText(method: string, path: string, headers: Record<string, string | number> = {}, body = ''): string {
-  const lines = [`${method} ${path} HTTP/1.1`, 'Host: registry', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
-  if (body !== '' || method === 'PUT' || method === 'PATCH' || method === 'POST') lines.push(`Content-Length: ${Buffer.byteLength(body, 'latin1')}`);
-  return `${lines.join('\r\n')}\r\n\r\n${body}`;
-}
 
 describe('pipelined requests run one at a time, in order (RFC 9112 §9.3.2)', () => {
   let reg: TestRegistry;
@@ -320,5 +284,28 @@ describe('manifest body memory', () => {
     // The stalled body is cut by the idle timeout and gives its share back.
     await stalled.closed;
     await pushManifest(reg.url, 'budget/app', 'second', second);
+  });
+});
+
+describe('an error answered before the body was read', () => {
+  let reg: TestRegistry;
+  before(async () => {
+    reg = await startTestRegistry({ readOnly: true });
+  });
+  after(() => reg.stop());
+
+  test('a client that writes its whole 32 MiB body before reading still gets the error, not a connection reset', async () => {
+    const body = seededBytes('refused early', 32 * 1024 * 1024);
+    const conn = await open(
+      reg.url,
+      `POST /v2/early/refusal/blobs/uploads/?digest=${digestOf(body)} HTTP/1.1\r\nHost: registry\r\nContent-Type: application/octet-stream\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    conn.socket.pause(); // like a client that reads only once it has sent everything
+    await new Promise<void>((resolve) => conn.socket.write(body, () => resolve()));
+    conn.socket.resume();
+    const response = await conn.firstResponse();
+    conn.socket.destroy();
+    assert.match(response, /^HTTP\/1\.1 405 /);
+    assert.match(response, /"code":"UNSUPPORTED"/);
   });
 });

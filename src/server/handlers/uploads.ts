@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { RegistryError } from '../../errors/registry-error.ts';
-import { contentLength, hasBody, parseContentRange, sendEmpty } from '../http-util.ts';
+import { contentLength, hasBody, parseContentRange, requestBody, sendEmpty } from '../http-util.ts';
 import { rangeHeader, uploadLocation, type BlobInfo } from '../registry.ts';
 import type { UploadSession } from '../storage/metadata.ts';
 import type { RequestContext } from '../router.ts';
@@ -38,7 +38,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
     return uploadAccepted(ctx, await registry.startUpload(name));
   }
   const digest = query.get('digest');
-  if (digest !== null) return blobCreated(ctx, await registry.putBlob(name, digest, req, contentLength(req)));
+  if (digest !== null) return blobCreated(ctx, await registry.putBlob(name, digest, requestBody(req), contentLength(req)));
   await drain(req);
   uploadAccepted(ctx, await registry.startUpload(name));
 }
@@ -47,7 +47,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
 export async function patchUpload(ctx: RequestContext): Promise<void> {
   const { req, registry, params } = ctx;
   const range = parseContentRange(req.headers['content-range']);
-  const session = await registry.appendUpload(params.name!, params.uuid!, { body: req, range, contentLength: contentLength(req) });
+  const session = await registry.appendUpload(params.name!, params.uuid!, { body: requestBody(req), range, contentLength: contentLength(req) });
   uploadAccepted(ctx, session);
 }
 
@@ -55,7 +55,7 @@ export async function patchUpload(ctx: RequestContext): Promise<void> {
 export async function finishUpload(ctx: RequestContext): Promise<void> {
   const { req, query, registry, params } = ctx;
   const range = parseContentRange(req.headers['content-range']);
-  const lastChunk = hasBody(req) ? { body: req, range, contentLength: contentLength(req) } : undefined;
+  const lastChunk = hasBody(req) ? { body: requestBody(req), range, contentLength: contentLength(req) } : undefined;
   const digests = query.getAll('digest');
   if (digests.length > 1) throw new RegistryError('DIGEST_INVALID', 'give exactly one ?digest=');
   const blob = await registry.finishUpload(params.name!, params.uuid!, digests[0] ?? null, lastChunk);

@@ -3,6 +3,7 @@
  */
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 import { digestOf, type Digest } from '../../../src/digest/digest.ts';
 import type { Blob } from '../../../src/testing/images.ts';
 import { MediaTypes } from '../../../src/oci/media-types.ts';
@@ -148,3 +149,55 @@ export function captureEscapes(): { take(): string[]; dispose(): void } {
     },
   };
 }
+
+/** A raw TCP connection to the registry: what was received, and when the server closed it. */
+export interface RawConnection {
+  socket: Socket;
+  received(): string;
+  closed: Promise<number>;
+  /** Resolves with the first whole response (headers and Content-Length body), or what came before the close. */
+  firstResponse(): Promise<string>;
+}
+
+export function open(url: string, payload?: string | Buffer): Promise<RawConnection> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    let text = '';
+    const started = Date.now();
+    socket.setEncoding('latin1');
+    socket.on('data', (chunk: string) => (text += chunk));
+    socket.on('error', () => undefined);
+    const closed = new Promise<number>((done) => socket.once('close', () => done(Date.now() - started)));
+    socket.once('connect', () => {
+      if (payload !== undefined) socket.write(payload);
+      const firstResponse = () =>
+        new Promise<string>((done) => {
+          const check = () => {
+            const end = text.indexOf('\r\n\r\n');
+            const length = /\r\ncontent-length: *(\d+)/i.exec(text.slice(0, end));
+            if (end !== -1 && text.length >= end + 4 + Number(length?.[1] ?? 0)) {
+              socket.off('data', check);
+              done(text.slice(0, end + 4 + Number(length?.[1] ?? 0)));
+            }
+          };
+          socket.on('data', check);
+          void closed.then(() => done(text));
+          check();
+        });
+      resolve({ socket, received: () => text, closed, firstResponse });
+    });
+    socket.once('error', reject);
+  });
+}
+
+export function statuses(text: string): number[] {
+  return [...text.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => Number(m[1]));
+}
+
+export function requestText(method: string, path: string, headers: Record<string, string | number> = {}, body = ''): string {
+  const lines = [`${method} ${path} HTTP/1.1`, 'Host: registry', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+  if (body !== '' || method === 'PUT' || method === 'PATCH' || method === 'POST') lines.push(`Content-Length: ${Buffer.byteLength(body, 'latin1')}`);
+  return `${lines.join('\r\n')}\r\n\r\n${body}`;
+}
+

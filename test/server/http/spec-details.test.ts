@@ -74,6 +74,16 @@ describe('spec details', () => {
       const res = await putManifest('spec/foreign', 'good', foreignManifest(['https://example.com/layer.tar.gz', 'http://mirror.example.com:8080/layer?sig=1']));
       assert.equal(res.status, 201, res.body.toString());
     });
+
+    test('URLs excuse only foreign layer types: an ordinary layer with urls must still be pushed (400 MANIFEST_BLOB_UNKNOWN)', async () => {
+      const manifest = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaTypes.ociManifest,
+        config: EMPTY_CONFIG.descriptor,
+        layers: [{ mediaType: MediaTypes.ociLayerGzip, digest: unknownDigest('ordinary layer with urls'), size: 1234, urls: ['https://example.com/l.tar.gz'] }],
+      });
+      expectRawError(await putManifest('spec/foreign', 'ordinary', manifest), 400, 'MANIFEST_BLOB_UNKNOWN');
+    });
   });
 
   describe('byte-order mark (PUT manifest)', () => {
