@@ -19,6 +19,11 @@ export interface ArchiveIo {
 
 const ROOT_HELP = 'image store directory (default $SKIFF_ROOT, else $XDG_DATA_HOME/skiff or ~/.local/share/skiff)';
 
+/** Resolves once a destroyed file stream has closed its descriptor. */
+function closed(stream: Readable | Writable): Promise<void> {
+  return stream.closed ? Promise.resolve() : new Promise((resolve) => stream.once('close', () => resolve()));
+}
+
 /** `skiff save`, `skiff load` and `skiff unpack`: thin wrappers over src/images/{save,load,unpack}.ts. */
 export function registerArchive(program: Command, io: ArchiveIo = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr }): void {
   program
@@ -38,10 +43,15 @@ export function registerArchive(program: Command, io: ArchiveIo = { stdin: proce
       }
       // Write beside the target and rename, so a failed save never leaves a truncated archive behind.
       const temp = join(dirname(options.output), `.${basename(options.output)}.${randomUUID()}.tmp`);
+      const output = createWriteStream(temp, { flush: true });
       try {
-        await save(store, images, createWriteStream(temp, { flush: true }));
+        await save(store, images, output);
         await rename(temp, options.output);
       } catch (error) {
+        // save() may fail before it used the stream (no such image): close the file ourselves, and
+        // only then remove it, or its pending open would create it again after the rm.
+        output.destroy();
+        await closed(output);
         await rm(temp, { force: true });
         throw error;
       }
@@ -61,7 +71,15 @@ export function registerArchive(program: Command, io: ArchiveIo = { stdin: proce
       } else {
         input = createReadStream(options.input);
       }
-      await load(store, input, { onMessage: (line) => io.stdout.write(`${line}\n`) });
+      try {
+        await load(store, input, { onMessage: (line) => io.stdout.write(`${line}\n`) });
+      } finally {
+        // A load that stopped early (not an archive, a bad entry) leaves the file open otherwise.
+        if (input !== io.stdin) {
+          input.destroy();
+          await closed(input);
+        }
+      }
     });
 
   program

@@ -19,6 +19,26 @@ const COMMANDS: [names: string[], load: () => Promise<Registrar>][] = [
   [['sync'], async () => (await import('./sync.ts')).registerSync],
 ];
 
+/** Commands whose action returns while their work goes on (the server runs until a signal). */
+const KEEPS_RUNNING = new Set(['serve']);
+/** How long a finished command may take to let go of the event loop before it is made to. */
+const EXIT_GRACE_MS = 2000;
+
+/**
+ * Every command closes what it opened (decode thread, HTTP agents, files), so the process ends as
+ * soon as its action resolves. Should anything still hold the event loop after that, it is a bug,
+ * but a cron job must not hang on it (issue 10): after a grace period, name what was left on
+ * stderr and exit with the command's own exit code. stdout and stderr are synchronous for files
+ * and pipes on Linux, so nothing written is lost.
+ */
+function exitIfStillRunning(): void {
+  setTimeout(() => {
+    const left = process.getActiveResourcesInfo().filter((kind) => kind !== 'Timeout');
+    process.stderr.write(`skiff: warning: the command finished but ${left.length > 0 ? left.join(', ') : 'something'} kept the process alive; exiting (please report this)\n`);
+    process.exit();
+  }, EXIT_GRACE_MS).unref();
+}
+
 const program = new Command('skiff')
   .description('container image distribution: registry, mirror, client and syncer')
   .version('0.1.0')
@@ -30,6 +50,7 @@ try {
   const chosen = COMMANDS.filter(([names]) => word !== undefined && names.includes(word));
   for (const [, load] of chosen.length > 0 ? chosen : COMMANDS) (await load())(program);
   await program.parseAsync(process.argv);
+  if (word === undefined || !KEEPS_RUNNING.has(word)) exitIfStillRunning();
 } catch (error) {
   if (error instanceof CommanderError) process.exit(error.exitCode);
   if (error instanceof ConfigError) {

@@ -72,4 +72,9 @@ export class PullProgress {
   flush(): void {
     if (this.mode === 'tty' && this.lines.size > 0) this.draw();
   }
+
+  /** The last state drawn and no redraw left pending (a failed pull stops between draws). */
+  finish(): void {
+    if (this.timer) this.draw();
+  }
 }

@@ -34,6 +34,8 @@ export function registerPull(program: Command): void {
         const results = options.allTags ? await puller.pullAllTags(reference, pullOptions) : [await puller.pull(reference, pullOptions)];
         if (options.quiet) for (const result of results) process.stdout.write(`${result.reference}\n`);
       } finally {
+        progress.finish();
+        await puller.close();
         await clients.close();
       }
     });

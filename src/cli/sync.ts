@@ -7,6 +7,7 @@ import { humanSize } from '../images/human.ts';
 import { ConfigError } from '../server/config.ts';
 import { parseInterval } from '../sync/interval.ts';
 import { parsePlatformFilter } from '../sync/platform-filter.ts';
+import { newBytes, summarizeDryRun } from '../sync/dry-run-report.ts';
 import { loadSyncConfig, type SyncConfig } from '../sync/sync-config.ts';
 import { SyncReport, successImages } from '../sync/sync-report.ts';
 import { SyncRunner, type SyncOptions } from '../sync/sync-runner.ts';
@@ -79,31 +80,20 @@ async function dryRun(config: SyncConfig, base: Omit<SyncOptions, 'auth' | 'onEv
   const runner = new SyncRunner({ ...base, auth: config.auth });
   try {
     const { entries, ruleErrors } = await runner.dryRun(config.rules);
-    const seen = new Map<string, number>(); // a blob moves once per destination registry
-    let copies = 0;
-    for (const { task, plan, error } of entries) {
+    const counted = new Set<string>();
+    for (const entry of entries) {
+      const { task, plan, error } = entry;
       const what = `${formatAddress(task.source)} -> ${formatAddress(task.destination)}`;
-      if (error || !plan) {
-        process.stdout.write(`error      ${what}: ${error}\n`);
-        continue;
-      }
-      if (plan.upToDate) {
-        process.stdout.write(`up to date ${what} ${plan.digest}${plan.note ? ` (${plan.note})` : ''}\n`);
-        continue;
-      }
-      copies++;
-      let bytes = 0;
-      for (const blob of plan.missing) {
-        const key = `${task.destination.registry} ${blob.digest}`;
-        if (!seen.has(key)) bytes += blob.size;
-        seen.set(key, blob.size);
-      }
-      process.stdout.write(`copy       ${what} ${plan.digest}: ${plan.missing.length} blob(s) missing, ${humanSize(bytes)} to move${plan.note ? ` (${plan.note})` : ''}\n`);
+      const note = plan?.note ? ` (${plan.note})` : '';
+      if (error !== undefined || !plan) process.stdout.write(`failed     ${what}: ${error ?? 'no plan'}\n`);
+      else if (plan.upToDate) process.stdout.write(`up to date ${what} ${plan.digest}${note}\n`);
+      else process.stdout.write(`copy       ${what} ${plan.digest}: ${plan.missing.length} blob(s) missing, ${humanSize(newBytes(entry, counted))} to move${note}\n`);
     }
-    for (const { rule, reason } of ruleErrors) process.stdout.write(`error      rule ${rule}: ${reason}\n`);
-    const total = [...seen.values()].reduce((a, b) => a + b, 0);
-    process.stdout.write(`dry run: ${entries.length} image(s), ${copies} to copy, ${entries.length - copies} up to date, ${humanSize(total)} would move; nothing was copied\n`);
-    return ruleErrors.length + entries.filter((e) => e.error).length;
+    for (const { rule, reason } of ruleErrors) process.stdout.write(`failed     rule ${rule}: ${reason}\n`);
+    const summary = summarizeDryRun(entries, ruleErrors);
+    const failures = `${summary.failed > 0 ? `, ${summary.failed} failed` : ''}${summary.failedRules > 0 ? `, ${summary.failedRules} rule(s) failed` : ''}`;
+    process.stdout.write(`dry run: ${summary.images} image(s), ${summary.toCopy} to copy, ${summary.upToDate} up to date${failures}, ${humanSize(summary.bytes)} would move; nothing was copied\n`);
+    return summary.failed + summary.failedRules;
   } finally {
     await runner.close();
   }

@@ -44,7 +44,6 @@ export class DecodeThread {
     } catch {
       return false; // layers are then decoded on this thread
     }
-    worker.unref();
     worker.on('message', (message: FromThread) => this.sinks.get(message.id)?.receive(message));
     const fail = (error: Error) => {
       if (this.worker === worker) this.worker = undefined;
@@ -53,6 +52,9 @@ export class DecodeThread {
     };
     worker.on('error', fail);
     worker.on('exit', (code) => fail(new Error(`the layer decode thread exited (code ${code})`)));
+    // Only after the listeners: adding a 'message' listener refs the worker again, and an idle
+    // thread that is never open()ed would then keep the process alive forever (issue 10).
+    worker.unref();
     this.worker = worker;
     return true;
   }

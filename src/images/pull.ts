@@ -68,6 +68,14 @@ export class Puller {
     this.clientFor = clientFor;
   }
 
+  /**
+   * Stops the decode thread, if one was started. Call once no pull is running: a command that is
+   * done should close what it opened rather than wait for the event loop to drain.
+   */
+  async close(): Promise<void> {
+    await this.decodeThread.close();
+  }
+
   async pull(referenceText: string, options: PullOptions = {}): Promise<PullResult> {
     const ref = parseReference(referenceText);
     const name = formatReference(ref);

@@ -85,12 +85,19 @@ export class Pusher {
       if (await client.mountBlob(ref.path, blob.digest, from, options.signal).catch(() => false)) return emit('Mounted from', { from });
     }
     emit('Pushing', { current: 0, total: blob.size });
-    await client.pushBlob(
-      ref.path,
-      blob,
-      (offset) => (offset >= blob.size ? Readable.from([]) : this.store.blobs.reader(blob.digest, { start: offset, end: blob.size - 1 })),
-      options.signal,
-    );
+    // Each attempt opens the file again; a failed one may leave its reader unconsumed, and a
+    // FileHandle left to the garbage collector is a leak (and DEP0137): close them all here.
+    const readers: Readable[] = [];
+    const open = async (offset: number): Promise<Readable> => {
+      const reader = offset >= blob.size ? Readable.from([]) : await this.store.blobs.reader(blob.digest, { start: offset, end: blob.size - 1 });
+      readers.push(reader);
+      return reader;
+    };
+    try {
+      await client.pushBlob(ref.path, blob, open, options.signal);
+    } finally {
+      for (const reader of readers) reader.destroy();
+    }
     emit('Pushed');
   }
 }

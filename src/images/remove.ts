@@ -10,7 +10,9 @@ import type { ImageStore } from './store.ts';
  * - by name: untag; the image itself goes when no tag is left (its repo digests are untagged
  *   with it, and blobs no other image uses are deleted from blobs/);
  * - by ID: an image with at most one tag, all references in one repository, loses them and is
- *   deleted; with more it is refused unless forced ("referenced in multiple repositories");
+ *   deleted; with more it is refused unless forced ("referenced in multiple repositories"). An ID
+ *   covers every manifest stored with that config, and counts the references of all of them;
+ * - `Deleted: <ID>` is printed only once no manifest with that config is left;
  * - prune: dangling images, or with `all` every image (there are no containers to keep one).
  */
 
@@ -40,8 +42,10 @@ export async function removeImage(store: ImageStore, input: string, options: { f
   } else if (reference?.tag !== undefined) {
     return removeTag(store, image, reference);
   }
-  // An ID, or a manifest digest that is no repo digest of the image.
-  return removeById(store, image, options.force ?? false);
+  // An ID names every manifest stored with that config (the same image as docker v2s2 and as
+  // OCI, or loaded from both archive formats); a manifest digest names only its own.
+  const twins = isIdPrefix(input, image.id) ? images.filter((other) => other.id === image.id) : [image];
+  return removeById(store, image.id, twins, options.force ?? false);
 }
 
 /** `rmi name:tag`: untag, drop now-orphaned repo digests of that repository, delete when no tag is left. */
@@ -67,17 +71,33 @@ async function removeDigestReference(store: ImageStore, image: LocalImage, ref: 
   return finish(store, image, items);
 }
 
-async function removeById(store: ImageStore, image: LocalImage, force: boolean): Promise<RemoveResult> {
-  const references = [...image.tags, ...image.repoDigests];
+/**
+ * `rmi <ID>`: the images (manifests) with that ID go together. Referenced by more than one tag or
+ * repository (counted over all of them), it is refused unless forced, as moby does.
+ */
+async function removeById(store: ImageStore, id: string, images: LocalImage[], force: boolean): Promise<RemoveResult> {
+  const tags = images.flatMap((image) => image.tags);
+  const references = images.flatMap((image) => [...image.tags, ...image.repoDigests]);
   const repositories = new Set(references.map((r) => `${r.domain}/${r.path}`));
-  const single = image.tags.length <= 1 && repositories.size <= 1;
+  const single = tags.length <= 1 && repositories.size <= 1;
   if (!single && !force) {
-    throw new ImageConflictError(`conflict: unable to delete ${shortId(image.id)} (must be forced) - image is referenced in multiple repositories`);
+    throw new ImageConflictError(`conflict: unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`);
   }
-  return finish(store, image, []);
+  const items: DeleteItem[] = [];
+  let reclaimed = 0;
+  for (const image of images) {
+    const result = await finish(store, image, []);
+    items.push(...result.items);
+    reclaimed += result.reclaimed;
+  }
+  // docker's order: every Untagged line, then the Deleted ones.
+  return { items: [...items.filter((i) => 'untagged' in i), ...items.filter((i) => 'deleted' in i)], reclaimed };
 }
 
-/** Untags everything left on the image, deletes it and its unused blobs. */
+/**
+ * Untags everything left on the image, deletes it and its unused blobs. `Deleted: <ID>` only
+ * when no other stored manifest has the same config: until then the ID is still listed.
+ */
 async function finish(store: ImageStore, image: LocalImage, items: DeleteItem[]): Promise<RemoveResult> {
   const done = new Set(items.map((i) => ('untagged' in i ? i.untagged : '')));
   for (const tag of image.tags) {
@@ -94,11 +114,27 @@ async function finish(store: ImageStore, image: LocalImage, items: DeleteItem[])
   const sizes = new Map<string, number>();
   for (const d of [image.record.manifest, image.record.config, ...image.record.layers]) sizes.set(d.digest, d.size);
   const deleted = await store.removeImage(image.record.manifest.digest);
-  items.push({ deleted: image.id });
+  if (!(await idInUse(store, image.id))) items.push({ deleted: image.id });
   for (const digest of deleted) {
     if (digest !== image.id && digest !== image.record.manifest.digest) items.push({ deleted: digest });
   }
   return { items, reclaimed: deleted.reduce((sum, d) => sum + (sizes.get(d) ?? 0), 0) };
+}
+
+/** Whether a manifest in the index still has this config (image ID). */
+async function idInUse(store: ImageStore, id: string): Promise<boolean> {
+  const manifests = new Set((await store.refs()).map((ref) => ref.manifest.digest));
+  for (const digest of manifests) {
+    if ((await store.getRecord(digest))?.config.digest === id) return true;
+  }
+  return false;
+}
+
+/** True when `input` is the ID itself or a prefix of its hex, with or without `sha256:`. */
+function isIdPrefix(input: string, id: string): boolean {
+  const hex = id.slice(id.indexOf(':') + 1);
+  const given = input.startsWith('sha256:') ? input.slice('sha256:'.length) : input;
+  return given.length > 0 && hex.startsWith(given);
 }
 
 /** Removes digest references: digest-only names from the index, entries from the record's repoDigests. */
@@ -127,6 +163,10 @@ export async function pruneImages(store: ImageStore, options: { all?: boolean } 
     items.push(...result.items);
     reclaimed += result.reclaimed;
   }
+  // Blobs no image reaches any more (a failed pull's layers, what an older load left behind).
+  const swept = await store.removeUnreferencedBlobs();
+  items.push(...swept.deleted.map((digest) => ({ deleted: digest })));
+  reclaimed += swept.reclaimed;
   return { items, reclaimed };
 }
 

@@ -105,7 +105,13 @@ async function writeArchive(store: ImageStore, archive: Pack, images: SelectedIm
       const source = new VerifyingStream(descriptor.digest, size);
       reader.on('error', (error) => source.destroy(error));
       reader.pipe(source);
-      await addTarEntry(archive, { name: blobPath(descriptor.digest), size, mode: 0o644, mtime: EPOCH, uid: 0, gid: 0, type: 'file' }, source);
+      try {
+        await addTarEntry(archive, { name: blobPath(descriptor.digest), size, mode: 0o644, mtime: EPOCH, uid: 0, gid: 0, type: 'file' }, source);
+      } finally {
+        // pipe() never closes its source: after a digest mismatch or a failed output the file
+        // would stay open until the garbage collector closed it (DEP0137).
+        await closeReader(reader);
+      }
       written.add(descriptor.digest);
       bytes += size;
     }
@@ -129,6 +135,13 @@ async function writeArchive(store: ImageStore, archive: Pack, images: SelectedIm
     blobs: written.size,
     bytes,
   };
+}
+
+async function closeReader(reader: Readable): Promise<void> {
+  if (reader.closed) return;
+  const closing = new Promise<void>((resolve) => reader.once('close', () => resolve()));
+  reader.destroy();
+  await closing;
 }
 
 function dirHeader(name: string) {

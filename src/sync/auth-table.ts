@@ -27,8 +27,11 @@ function normalizeKey(key: string): string {
  */
 export class AuthTable {
   private readonly entries: [string, AuthEntry][];
+  /** The file the entries came from, for messages; undefined when no auth file was given. */
+  readonly file: string | undefined;
 
-  constructor(entries: Record<string, AuthEntry> = {}) {
+  constructor(entries: Record<string, AuthEntry> = {}, file?: string) {
+    this.file = file;
     this.entries = Object.entries(entries)
       .map(([key, entry]): [string, AuthEntry] => [normalizeKey(key), entry])
       .sort((a, b) => b[0].length - a[0].length);
@@ -57,14 +60,19 @@ export class AuthTable {
       }
       entries[key] = entry;
     }
-    return new AuthTable(entries);
+    return new AuthTable(entries, file);
   }
 
   /** The entry for `registry/repository`, longest prefix first. */
   lookup(registry: string, repository: string): AuthEntry | undefined {
+    return this.keyFor(registry, repository)?.[1];
+  }
+
+  /** The (normalized) key whose entry `lookup` gives, with that entry. */
+  keyFor(registry: string, repository: string): [key: string, entry: AuthEntry] | undefined {
     // Keys are normalized (registry-1.docker.io → docker.io), so the queried host must be too.
     const full = `${normalizeKey(registry)}/${repository}`;
-    return this.entries.find(([key]) => full === key || full.startsWith(`${key}/`))?.[1];
+    return this.entries.find(([key]) => full === key || full.startsWith(`${key}/`));
   }
 
   /** Whether any entry for this registry marks it insecure (plain HTTP). */

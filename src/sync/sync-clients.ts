@@ -1,4 +1,5 @@
 import { credentialSource } from '../client/credentials.ts';
+import { helperFor, readDockerConfig, storedAuth, type LoadedDockerConfig } from '../client/docker-config.ts';
 import { RegistryClient, type Credentials } from '../client/registry-client.ts';
 import type { RetryPolicy } from '../client/retry.ts';
 import { NodeHttpTransport } from '../client/transport.ts';
@@ -52,7 +53,39 @@ export class SyncClients {
     return client;
   }
 
+  /**
+   * What to check after a 401 on `registry/repository`: the credentials' real origin (the auth
+   * file and its key, Docker's config at `$DOCKER_CONFIG` or `~/.docker`, or a credential helper),
+   * or where to put them when there were none. The same lookup order as `get`.
+   */
+  async credentialsAdvice(registry: string, repository: string): Promise<string> {
+    const { auth } = this.options;
+    const matched = auth.keyFor(registry, repository);
+    if (auth.credentials(registry, repository)) return `check the credentials under ${JSON.stringify(matched![0])} in ${auth.file ?? 'the auth file'}`;
+    const addThem = `add a username and password for ${registry} to ${auth.file ?? 'an --auth file'}`;
+    if (this.options.dockerConfig === false) return `no credentials were sent: ${addThem}`;
+    let docker: LoadedDockerConfig;
+    try {
+      docker = await readDockerConfig();
+    } catch (error) {
+      return `no usable credentials: ${(error as Error).message}; ${addThem}`;
+    }
+    const where = `${docker.path}${process.env.DOCKER_CONFIG ? ' ($DOCKER_CONFIG)' : ''}`;
+    const helper = helperFor(docker.data, registry);
+    if (helper) return `check the credentials of docker-credential-${helper.helper} (${helper.via} in ${where})`;
+    if (hasStoredAuth(docker, registry)) return `check the credentials for ${registry} in ${where}`;
+    return `no credentials for ${registry} in ${auth.file ?? 'an auth file (none given)'} or ${where}: ${addThem}, or run skiff login ${registry}`;
+  }
+
   async close(): Promise<void> {
     await this.transport.close();
+  }
+}
+
+function hasStoredAuth(docker: LoadedDockerConfig, registry: string): boolean {
+  try {
+    return storedAuth(docker.data, registry, docker.path) !== undefined;
+  } catch {
+    return true; // an entry is there, unreadable: the advice to check it stands
   }
 }

@@ -1,3 +1,4 @@
+import { unauthorizedIn, withCredentialsAdvice } from '../client/errors.ts';
 import type { RetryPolicy } from '../client/retry.ts';
 import { Limiter } from '../images/limiter.ts';
 import type { AuthTable } from './auth-table.ts';
@@ -96,7 +97,7 @@ export class SyncRunner {
           } catch (error) {
             if (this.options.signal?.aborted) return;
             failed.push(job);
-            this.emit({ type: 'rule-failed', rule: job.rule.key, reason: (error as Error).message, final });
+            this.emit({ type: 'rule-failed', rule: job.rule.key, reason: await this.reason(error, [job.rule.source]), final });
           }
           return;
         }
@@ -107,7 +108,7 @@ export class SyncRunner {
         } catch (error) {
           if (this.options.signal?.aborted) return;
           failed.push(job);
-          this.emit({ type: 'image-done', task: job.task, outcome: 'failed', reason: (error as Error).message, final });
+          this.emit({ type: 'image-done', task: job.task, outcome: 'failed', reason: await this.reason(error, [job.task.source, job.task.destination]), final });
         }
       };
       await Promise.all(pending.map(runJob));
@@ -126,7 +127,7 @@ export class SyncRunner {
         try {
           tasks = await this.expandNew(rule, seen);
         } catch (error) {
-          ruleErrors.push({ rule: rule.key, reason: (error as Error).message });
+          ruleErrors.push({ rule: rule.key, reason: await this.reason(error, [rule.source]) });
           return;
         }
         await Promise.all(
@@ -134,7 +135,7 @@ export class SyncRunner {
             try {
               entries.push({ task, plan: await this.copier.plan(task) });
             } catch (error) {
-              entries.push({ task, error: (error as Error).message });
+              entries.push({ task, error: await this.reason(error, [task.source, task.destination]) });
             }
           }),
         );
@@ -142,6 +143,19 @@ export class SyncRunner {
     );
     entries.sort((a, b) => compareText(taskKey(a.task), taskKey(b.task)));
     return { entries, ruleErrors };
+  }
+
+  /**
+   * A failure's message for the report. A 401 names where the credentials came from (auth.json,
+   * Docker's config, a helper) rather than the client's generic hint: the registry the error
+   * names, or each end when it names another host (a token service).
+   */
+  private async reason(error: unknown, ends: { registry: string; repository: string }[]): Promise<string> {
+    const denied = unauthorizedIn(error);
+    if (!denied) return (error as Error).message;
+    const failing = ends.filter((end) => end.registry === denied.registry);
+    const advice = await Promise.all((failing.length > 0 ? failing : ends).map((end) => this.clients.credentialsAdvice(end.registry, end.repository)));
+    return withCredentialsAdvice(error, [...new Set(advice)].join('; '));
   }
 
   async close(): Promise<void> {

@@ -87,6 +87,13 @@ export class FaultProxy {
       },
     );
     upstream.on('error', () => res.destroy());
+    // A client that goes away (killed mid-stall) takes its upstream request along: left paused, it
+    // would hold the registry's response open until that server's idle timeout.
+    let complete = false;
+    upstream.once('response', (up) => up.once('end', () => (complete = true)));
+    res.once('close', () => {
+      if (!complete) upstream.destroy();
+    });
     if (fault.cutRequestAfterBytes === undefined) {
       req.pipe(upstream);
       return;

@@ -5,7 +5,7 @@ import { registerImages, type CliIO } from '../../src/cli/images.ts';
 import { shortId } from '../../src/digest/digest.ts';
 import type { ImageStore } from '../../src/images/store.ts';
 import type { TestImage } from '../../src/testing/images.ts';
-import { buildImage, put, tempStore } from '../images/fixtures.ts';
+import { buildImage, dockerTwin, put, tempStore } from '../images/fixtures.ts';
 
 interface Run {
   out: string;
@@ -110,6 +110,20 @@ describe('skiff images commands (CLI, in-process)', () => {
     const forced = await skiff(['image', 'rm', '-f', id(alpine), ...root()]);
     assert.equal(forced.exitCode, 0);
     assert.match(forced.out, /^Untagged: alpine:3\.20\nUntagged: alpine:latest\nUntagged: alpine@sha256:a{64}\nDeleted: /);
+  });
+
+  test('rmi <ID> of one image stored twice (v2s2 and OCI) needs -f; the Deleted line is true', async () => {
+    await put(store, dockerTwin(app), ['docker.io/user/app:v1-docker']);
+    const refused = await skiff(['rmi', id(app), ...root()]);
+    assert.equal(refused.exitCode, 1);
+    assert.equal(refused.out, '');
+    assert.match(refused.err, new RegExp(`conflict: unable to delete ${id(app)} \\(must be forced\\) - image is referenced in multiple repositories`));
+    assert.ok((await skiff(['images', '-q', ...root()])).out.includes(id(app)), 'nothing was removed');
+    const forced = await skiff(['rmi', '-f', id(app), ...root()]);
+    assert.equal(forced.exitCode, 0);
+    assert.match(forced.out, new RegExp(`^Untagged: user/app:v1\nUntagged: user/app:v1-docker\nDeleted: ${app.config.descriptor.digest}\n`));
+    assert.equal(forced.out.split(`Deleted: ${app.config.descriptor.digest}`).length, 2, 'the ID is deleted once');
+    assert.ok(!(await skiff(['images', '-q', ...root()])).out.includes(id(app)), 'the deleted ID is no longer listed');
   });
 
   test('image prune asks first; "no" removes nothing', async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, readdir, readlink, writeFile } from 'node:fs/promises';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { digestOf } from '../../src/digest/digest.ts';
@@ -12,6 +12,16 @@ import { storeTestImage } from '../../src/testing/store-image.ts';
 import { archiveBench, jsonOf, readTar, saveToBuffer, type ArchiveBench } from './archive-fixtures.ts';
 
 const hex = (digest: string) => digest.slice('sha256:'.length);
+
+/** Files under `dir` this process holds open (Linux: /proc/self/fd). */
+async function descriptorsOpenUnder(dir: string): Promise<string[]> {
+  const open: string[] = [];
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target.startsWith(`${dir}/`)) open.push(target);
+  }
+  return open;
+}
 
 describe('save: one tar that is both an OCI layout and a docker archive', () => {
   let bench: ArchiveBench;
@@ -127,5 +137,17 @@ describe('save: one tar that is both an OCI layout and a docker archive', () => 
     await assert.rejects(saveToBuffer(other, ['broken:1']), /digest mismatch/);
     await other.blobs.delete(image.layers[1]!.descriptor.digest);
     await assert.rejects(saveToBuffer(other, ['broken:1']), /blob sha256:[a-f0-9]{64} is missing from the store/);
+  });
+
+  test('an output that fails mid-way leaves no blob file open: closed explicitly, not by the garbage collector (DEP0137)', async () => {
+    let writes = 0;
+    const output = new Writable({
+      write(_chunk, _encoding, callback) {
+        // Past the directory entries, into the first blob: its file is open when the output fails.
+        callback(++writes > 2 ? Object.assign(new Error('disk full'), { code: 'ENOSPC' }) : null);
+      },
+    });
+    await assert.rejects(save(store, ['alpine:3.20'], output), { code: 'ENOSPC' });
+    assert.deepEqual(await descriptorsOpenUnder(store.root), [], 'every blob file is closed when save() rejects');
   });
 });

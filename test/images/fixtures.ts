@@ -81,3 +81,18 @@ export async function hasBlob(store: ImageStore, descriptor: Descriptor): Promis
 
 /** A fixed "now" two hours after 2026-01-01. */
 export const NOW = new Date('2026-01-01T02:00:00Z');
+
+/**
+ * The same image as a docker v2s2 manifest: the same config and layer blobs under another
+ * manifest, as when podman pushes one image in both formats, or both archive formats are loaded.
+ */
+export function dockerTwin(image: TestImage): TestImage {
+  const json = {
+    schemaVersion: 2,
+    mediaType: MediaTypes.dockerManifest,
+    config: { ...image.config.descriptor, mediaType: MediaTypes.dockerConfig },
+    layers: image.layers.map((l) => ({ ...l.descriptor, mediaType: MediaTypes.dockerLayerGzip })),
+  };
+  const data = Buffer.from(JSON.stringify(json));
+  return { ...image, manifest: { descriptor: { mediaType: MediaTypes.dockerManifest, digest: digestOf(data), size: data.length }, data } };
+}

@@ -9,7 +9,7 @@ import { ImageConflictError, formatPruneReport, formatRemoveItems, pruneImages, 
 import { NoSuchImageError } from '../../src/images/resolve.ts';
 import type { ImageStore } from '../../src/images/store.ts';
 import type { TestImage } from '../../src/testing/images.ts';
-import { buildImage, hasBlob, put, tempStore } from './fixtures.ts';
+import { buildImage, dockerTwin, hasBlob, put, tempStore } from './fixtures.ts';
 
 const ALPINE_DIGEST = `sha256:${'a'.repeat(64)}`;
 
@@ -132,6 +132,53 @@ describe('rmi and image prune', () => {
     const [image] = (await loadImages(store)).filter((i) => i.id === alpine.config.descriptor.digest);
     assert.deepEqual(image?.repoDigests, []);
     assert.deepEqual(await rows(), ['alpine:3.20', 'alpine:latest', 'user/app:v1', '<none>:<none>']);
+  });
+
+  describe('one config under two manifests (docker v2s2 and OCI, or both archive formats)', () => {
+    const twinOf = dockerTwin;
+    const ids = async () => (await listImages(store)).map((r) => r.image.id);
+
+    test('rmi <ID> with the twins under two tags is refused without -f; nothing is removed', async () => {
+      await put(store, twinOf(app), ['docker.io/user/app:v1-docker']);
+      const id = shortId(app.config.descriptor.digest);
+      await assert.rejects(
+        removeImage(store, id),
+        (e: unknown) => e instanceof ImageConflictError && e.message === `conflict: unable to delete ${id} (must be forced) - image is referenced in multiple repositories`,
+      );
+      assert.deepEqual((await rows()).sort(), ['<none>:<none>', 'alpine:3.20', 'alpine:latest', 'user/app:v1', 'user/app:v1-docker']);
+    });
+
+    test('rmi -f <ID> removes both; "Deleted: <ID>" once, and the ID is gone from the list', async () => {
+      await put(store, twinOf(app), ['docker.io/user/app:v1-docker']);
+      const result = await removeImage(store, app.config.descriptor.digest, { force: true });
+      const b1 = app.layers[1]!.descriptor.digest;
+      assert.deepEqual(result.items, [{ untagged: 'user/app:v1' }, { untagged: 'user/app:v1-docker' }, { deleted: app.config.descriptor.digest }, { deleted: b1 }]);
+      assert.ok(!(await ids()).includes(app.config.descriptor.digest));
+      assert.equal(await hasBlob(store, app.config.descriptor), false);
+    });
+
+    test('rmi <ID> of a tagged image whose twin is dangling (a second load retagged the name): both go', async () => {
+      await put(store, twinOf(app)); // dangling twin
+      const result = await removeImage(store, shortId(app.config.descriptor.digest));
+      assert.deepEqual(result.items.slice(0, 2), [{ untagged: 'user/app:v1' }, { deleted: app.config.descriptor.digest }]);
+      assert.equal(result.items.filter((i) => 'deleted' in i && i.deleted === app.config.descriptor.digest).length, 1);
+      assert.ok(!(await ids()).includes(app.config.descriptor.digest));
+    });
+
+    test('rmi of one twin by name untags it without claiming the ID is deleted', async () => {
+      await put(store, twinOf(app), ['docker.io/user/app:v1-docker']);
+      const result = await removeImage(store, 'user/app:v1-docker');
+      assert.deepEqual(result.items, [{ untagged: 'user/app:v1-docker' }]);
+      assert.ok((await ids()).includes(app.config.descriptor.digest));
+      for (const b of [...app.blobs, app.manifest]) assert.ok(await hasBlob(store, b.descriptor), b.descriptor.digest);
+    });
+
+    test('image prune -a: "deleted: <ID>" once, for the last twin', async () => {
+      await put(store, twinOf(app));
+      const result = await pruneImages(store, { all: true });
+      assert.equal(result.items.filter((i) => 'deleted' in i && i.deleted === app.config.descriptor.digest).length, 1);
+      assert.deepEqual(await rows(), []);
+    });
   });
 
   test('image prune removes dangling images only', async () => {
