@@ -47,24 +47,26 @@ export class MirroredClient implements PullSource {
     return this.attempt('latest', signal, (client) => client.listTags(repository, signal));
   }
 
-  /** Falls back while nothing has been delivered yet; once bytes flow, errors go to the caller (who resumes). */
+  /**
+   * Tries each endpoint in turn, also after bytes have flowed: a mirror whose stream breaks (after
+   * its own retries) hands over to the next endpoint at the byte where it stopped. Mixing sources
+   * is safe because the caller verifies the whole blob against its digest.
+   */
   openBlobFrom(repository: string, descriptor: Descriptor, offset: number, signal?: AbortSignal): Readable {
     const self = this;
     async function* chunks(): AsyncGenerator<Buffer> {
       const endpoints = endpointsFor(self.registry, descriptor.digest as Digest, self.mirrors);
+      let delivered = offset;
       for (const [i, endpoint] of endpoints.entries()) {
-        const iterator = self.clientFor(endpoint).openBlobFrom(repository, descriptor, offset, signal)[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
-        let first: IteratorResult<Buffer>;
         try {
-          first = await iterator.next();
+          for await (const chunk of self.clientFor(endpoint).openBlobFrom(repository, descriptor, delivered, signal) as AsyncIterable<Buffer>) {
+            delivered += chunk.length;
+            yield chunk;
+          }
+          return;
         } catch (error) {
           if (i === endpoints.length - 1 || !shouldFallBack(error, endpoint.isMirror, signal)) throw error;
-          continue;
         }
-        if (first.done) return;
-        yield first.value;
-        for (let next = await iterator.next(); !next.done; next = await iterator.next()) yield next.value;
-        return;
       }
     }
     return Readable.from(chunks(), { objectMode: false });

@@ -10,7 +10,8 @@ import { parseChallenges, type Challenge } from './challenge.ts';
 import { ClientError, adviceFor, describeNetworkError, parseErrorBody } from './errors.ts';
 import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
-import { NodeHttpTransport, type Transport, type TransportResponse } from './transport.ts';
+import { ERROR_BODY_LIMIT, readBody } from './read-body.ts';
+import { NodeHttpTransport, StalledError, type Transport, type TransportResponse } from './transport.ts';
 
 export interface Credentials {
   username?: string;
@@ -52,7 +53,6 @@ interface RequestOptions {
   idempotent?: boolean;
 }
 
-const ERROR_BODY_LIMIT = 64 * 1024;
 const REDIRECTS = [301, 302, 303, 307, 308];
 
 /** Loopback hosts speak plain HTTP (as Docker allows); everything else HTTPS. */
@@ -111,18 +111,27 @@ export class RegistryClient {
       return `Basic ${Buffer.from(`${credentials.username}:${credentials.password ?? ''}`).toString('base64')}`;
     }
     if (challenge.scheme !== 'bearer') return undefined;
-    const token = await this.tokens.get(challenge, scopes, credentials, { transport: this.transport, userAgent: this.userAgent, ...(signal ? { signal } : {}) });
+    const token = await this.tokens.get(challenge, scopes, credentials, { transport: this.transport, userAgent: this.userAgent, registry: this.registry, ...(signal ? { signal } : {}) });
     return `Bearer ${token}`;
+  }
+
+  /** `GET ghcr.io/v2/o/app/manifests/v1`: a request as messages name it (no query: it may hold secrets). */
+  describe(method: string, path: string): string {
+    return `${method} ${new URL(this.baseUrl).host}${this.pathPrefix}${path.split('?')[0]}`;
   }
 
   /** Sends one request with auth and retries; returns the response for the caller to consume. */
   async send(method: string, path: string, options: RequestOptions): Promise<TransportResponse> {
     const scopes = this.scopes(options);
+    const request = this.describe(method, path);
     let authRetried = false;
+    let stalls = 0;
     for (let attempt = 1; ; attempt++) {
       const authorization = await this.authorization(scopes, options.signal);
       const body = typeof options.body === 'function' ? options.body() : options.body;
       let response: TransportResponse;
+      // Where the answer came from: the registry, or the host a redirect sent us to.
+      let answeredBy = new URL(this.baseUrl);
       try {
         response = await this.transport.request({
           origin: this.baseUrl,
@@ -132,25 +141,38 @@ export class RegistryClient {
           ...(body !== undefined ? { body } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
         });
+        if (REDIRECTS.includes(response.statusCode) && (method === 'GET' || method === 'HEAD') && response.headers.location) {
+          // Blob downloads are often redirected to object storage or a CDN.
+          response = await this.followRedirect(method, response, authorization, options, (url) => (answeredBy = url));
+        }
       } catch (error) {
-        if (options.signal?.aborted || attempt >= this.retry.attempts || options.idempotent === false) {
-          throw new ClientError(`${method} ${this.baseUrl}${path.split('?')[0]}: ${describeNetworkError(error, this.registry)}`, { status: 0, registry: this.registry, cause: error });
+        if (error instanceof ClientError) throw error; // a verdict on the redirect itself, not the network
+        // A stall (no bytes, or too few, for a whole window) is retried once: a host that stalls
+        // twice in a row is down, and five windows of waiting would tell the user nothing more.
+        if (error instanceof StalledError) stalls++;
+        if (options.signal?.aborted || attempt >= this.retry.attempts || options.idempotent === false || stalls >= 2) {
+          const via = answeredBy.host === new URL(this.baseUrl).host ? '' : ` (redirected to ${answeredBy.host})`;
+          // The scheme matters for a connection failure (plain HTTP or TLS), so it is shown here.
+          throw new ClientError(`${method} ${this.baseUrl}${this.pathPrefix}${path.split('?')[0]}${via}: ${describeNetworkError(error, answeredBy.host, this.registry)}`, { status: 0, registry: this.registry, cause: error });
         }
         await sleep(backoffDelay(this.retry, attempt), options.signal);
         continue;
       }
       if (options.expect.includes(response.statusCode)) return response;
-      if (REDIRECTS.includes(response.statusCode) && (method === 'GET' || method === 'HEAD') && response.headers.location) {
-        // Blob downloads are often redirected to object storage or a CDN.
-        const followed = await this.followRedirect(method, response, authorization, options);
-        if (options.expect.includes(followed.statusCode)) return followed;
-        response = followed;
-      }
-      const text = (await readCapped(response.body, ERROR_BODY_LIMIT)).toString("utf8");
+      const foreign = answeredBy.origin !== new URL(this.baseUrl).origin;
+      const text = (await readBody(response.body, ERROR_BODY_LIMIT, { what: request, registry: this.registry, status: response.statusCode }, false).catch(() => Buffer.alloc(0))).toString('utf8');
       const header = (name: string) => {
         const value = response.headers[name];
         return Array.isArray(value) ? value[0] : value;
       };
+      if (response.statusCode === 401 && foreign) {
+        // The credential leak this guards against: registry → 307 to a CDN → 401 naming any realm.
+        // A challenge from another host is not the registry's; its credentials never answer it.
+        throw new ClientError(
+          `${request}: the registry redirected to ${answeredBy.host}${answeredBy.pathname}, which asks for credentials (401); skiff does not send ${this.registry}'s credentials to another host. The registry's storage link is broken or expired: try again, or tell the registry's operator`,
+          { status: 401, registry: this.registry, code: 'UNAUTHORIZED' },
+        );
+      }
       if (response.statusCode === 401 && !authRetried) {
         const offered = parseChallenges(header('www-authenticate') ?? '');
         const usable = offered.find((c) => c.scheme === 'bearer') ?? offered.find((c) => c.scheme === 'basic');
@@ -168,28 +190,37 @@ export class RegistryClient {
         await sleep(backoffDelay(this.retry, attempt, retryAfterMs), options.signal);
         continue;
       }
-      const { code, message } = parseErrorBody(text);
-      const advice = adviceFor(response.statusCode, code, header('ratelimit-remaining'));
-      throw new ClientError(
-        `${method} ${this.registry}${path.split('?')[0]}: ${response.statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${advice ? ` (${advice})` : ''}`,
-        { status: response.statusCode, registry: this.registry, ...(code ? { code } : {}), ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
-      );
+      const { code, message } = foreign ? {} : parseErrorBody(text);
+      const advice = foreign ? 'the registry\'s storage link is broken or expired; try again, or tell the registry\'s operator' : adviceFor(response.statusCode, code, header('ratelimit-remaining'));
+      const answered = foreign ? `the registry redirected to ${answeredBy.host}${answeredBy.pathname}, which answered ` : '';
+      throw new ClientError(`${request}: ${answered}${response.statusCode}${code ? ` ${code}` : ''}${message ? `: ${message}` : ''}${advice ? ` (${advice})` : ''}`, {
+        status: response.statusCode,
+        registry: this.registry,
+        ...(code ? { code } : {}),
+        ...(retryAfterMs !== undefined ? { retryAfterMs } : {}),
+      });
     }
   }
 
   /**
-   * Follows up to five redirects. `Authorization` goes along only while the host stays the
+   * Follows up to five redirects. `Authorization` goes along only while the origin stays the
    * registry's own: a pre-signed storage URL must never see the registry's credentials.
+   * `onHop` learns each URL asked, so errors (and 401s) are blamed on the host that gave them.
    */
-  private async followRedirect(method: string, first: TransportResponse, authorization: string | undefined, options: RequestOptions): Promise<TransportResponse> {
+  private async followRedirect(method: string, first: TransportResponse, authorization: string | undefined, options: RequestOptions, onHop: (url: URL) => void): Promise<TransportResponse> {
     let response = first;
     let base = new URL(this.baseUrl);
     for (let hop = 0; hop < 5 && REDIRECTS.includes(response.statusCode); hop++) {
       const location = response.headers.location;
       await response.body.dump();
       const target = new URL(String(Array.isArray(location) ? location[0] : location), base);
-      const sameHost = target.host === new URL(this.baseUrl).host;
-      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers, ...(sameHost && authorization ? { authorization } : {}) };
+      if (target.protocol !== 'https:' && target.protocol !== 'http:') {
+        throw new ClientError(`${this.describe(method, '')}: redirected to ${JSON.stringify(`${target.protocol}…`)}, which is not http(s)`, { status: response.statusCode, registry: this.registry });
+      }
+      // Same origin, scheme included: a redirect to http:// on the same host must not carry credentials in clear.
+      const sameOrigin = target.origin === new URL(this.baseUrl).origin;
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...options.headers, ...(sameOrigin && authorization ? { authorization } : {}) };
+      onHop(target);
       response = await this.transport.request({
         origin: target.origin,
         path: `${target.pathname}${target.search}`,
@@ -224,10 +255,32 @@ export class RegistryClient {
     return { mediaType: bareMediaType(String(res.headers['content-type'] ?? '')), digest: digest as Digest, size: Number(res.headers['content-length'] ?? 0) };
   }
 
+  /**
+   * Sends a GET whose answer is read whole (a manifest, a tag page), at most `limit` bytes. A body
+   * cut short is retried like a failed request: it is small, and nothing was delivered yet.
+   */
+  private async getWhole(path: string, options: RequestOptions, limit: number, what: string, tooLargeAdvice: string): Promise<{ response: TransportResponse; body: Buffer }> {
+    for (let attempt = 1; ; attempt++) {
+      const response = await this.send('GET', path, options);
+      try {
+        const label = { what: `${what} from ${this.describe('GET', path)}`, registry: this.registry, status: response.statusCode, tooLargeAdvice };
+        return { response, body: await readBody(response.body, limit, label) };
+      } catch (error) {
+        if (!(error instanceof ClientError) || error.status !== 0 || options.signal?.aborted || attempt >= this.retry.attempts) throw error;
+        await sleep(backoffDelay(this.retry, attempt), options.signal);
+      }
+    }
+  }
+
   /** GET a manifest, capped at 4 MiB and verified against the digest asked for or announced. */
   async getManifest(repository: string, reference: string, signal?: AbortSignal): Promise<{ descriptor: Descriptor; body: Buffer }> {
-    const res = await this.send('GET', `/v2/${repository}/manifests/${reference}`, { repository, expect: [200], headers: { accept: MANIFEST_ACCEPT }, ...(signal ? { signal } : {}) });
-    const body = await readCapped(res.body, MAX_MANIFEST_BYTES, true);
+    const { response: res, body } = await this.getWhole(
+      `/v2/${repository}/manifests/${reference}`,
+      { repository, expect: [200], headers: { accept: MANIFEST_ACCEPT }, ...(signal ? { signal } : {}) },
+      MAX_MANIFEST_BYTES,
+      'the manifest',
+      `a manifest is small JSON: check the reference ${repository}:${reference}, or report the registry`,
+    );
     const digest = digestOf(body);
     const expected = reference.includes(':') ? reference : (res.headers['docker-content-digest'] as string | undefined);
     if (expected && expected !== digest) {
@@ -291,12 +344,15 @@ export class RegistryClient {
    */
   openBlobFrom(repository: string, descriptor: Descriptor, offset: number, signal?: AbortSignal): Readable {
     const client = this;
+    const path = `/v2/${repository}/blobs/${descriptor.digest}`;
     async function* chunks(): AsyncGenerator<Buffer> {
       let received = offset;
+      let stalls = 0;
       for (let attempt = 1; received < descriptor.size || (descriptor.size === 0 && attempt === 1); attempt++) {
         const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
-        const res = await client.send('GET', `/v2/${repository}/blobs/${descriptor.digest}`, { repository, expect: [200, 206], headers, ...(signal ? { signal } : {}) });
+        const res = await client.send('GET', path, { repository, expect: [200, 206], headers, ...(signal ? { signal } : {}) });
         let skip = received > 0 && res.statusCode === 200 ? received : 0; // the server ignored Range
+        const before = received;
         try {
           for await (const chunk of res.body as AsyncIterable<Buffer>) {
             let piece = chunk;
@@ -308,15 +364,21 @@ export class RegistryClient {
             if (piece.length === 0) continue;
             if (received + piece.length > descriptor.size) {
               res.body.destroy();
-              throw new ClientError(`blob ${descriptor.digest} from ${client.registry}/${repository} is longer than its ${descriptor.size} bytes`, { status: res.statusCode, registry: client.registry, code: 'SIZE_INVALID' });
+              throw new ClientError(`${client.describe('GET', path)}: the blob is longer than its ${descriptor.size} bytes`, { status: res.statusCode, registry: client.registry, code: 'SIZE_INVALID' });
             }
             received += piece.length;
             yield piece;
           }
-          if (received < descriptor.size) throw new Error(`connection ended at ${received} of ${descriptor.size} bytes`);
+          if (received < descriptor.size) throw new Error(`the response ended at byte ${received} of ${descriptor.size}`);
           return;
         } catch (error) {
-          if (error instanceof ClientError || signal?.aborted || attempt >= client.retry.attempts) throw error;
+          if (error instanceof ClientError || signal?.aborted) throw error;
+          // A stall that moved nothing counts towards giving up early (see send); progress resets it.
+          stalls = error instanceof StalledError && received - before < 64 * 1024 ? stalls + 1 : 0;
+          if (attempt >= client.retry.attempts || stalls >= 2) {
+            const reason = error instanceof StalledError ? error.reason : `the connection broke after byte ${received} of ${descriptor.size} (${(error as Error).message}${(error as NodeJS.ErrnoException).code ? `, ${(error as NodeJS.ErrnoException).code}` : ''})`;
+            throw new ClientError(`${client.describe('GET', path)}: ${reason}; gave up after ${attempt} attempts; try again later`, { status: 0, registry: client.registry, cause: error });
+          }
           await sleep(backoffDelay(client.retry, attempt), signal);
         }
       }
@@ -455,8 +517,8 @@ export class RegistryClient {
     const all: string[] = [];
     let path: string | undefined = first;
     for (let pages = 0; path !== undefined && pages < 10_000; pages++) {
-      const res = await this.send('GET', path, { ...options, expect: [200] });
-      const body = JSON.parse((await readCapped(res.body, 16 * 1024 * 1024, true)).toString('utf8')) as Record<string, unknown>;
+      const { response: res, body: raw } = await this.getWhole(path, { ...options, expect: [200] }, 16 * 1024 * 1024, `the ${key} list`, 'ask for smaller pages, or report the registry');
+      const body = parseJson(raw, `the ${key} list from ${this.describe('GET', path)}`, this.registry) as Record<string, unknown>;
       const items = body[key];
       if (Array.isArray(items)) all.push(...items.filter((t): t is string => typeof t === 'string'));
       const link = /<([^>]+)>\s*;\s*rel="?next"?/.exec(String(res.headers.link ?? ''));
@@ -467,8 +529,9 @@ export class RegistryClient {
 
   async referrers(repository: string, digest: Digest, artifactType?: string, signal?: AbortSignal): Promise<Descriptor[]> {
     const query = artifactType ? `?artifactType=${encodeURIComponent(artifactType)}` : '';
-    const res = await this.send('GET', `/v2/${repository}/referrers/${digest}${query}`, { repository, expect: [200], ...(signal ? { signal } : {}) });
-    const index = JSON.parse((await readCapped(res.body, MAX_MANIFEST_BYTES, true)).toString('utf8')) as ImageIndex;
+    const path = `/v2/${repository}/referrers/${digest}${query}`;
+    const { response: res, body } = await this.getWhole(path, { repository, expect: [200], ...(signal ? { signal } : {}) }, MAX_MANIFEST_BYTES, 'the referrers index', 'report the registry');
+    const index = parseJson(body, `the referrers index from ${this.describe('GET', path)}`, this.registry) as ImageIndex;
     const all = Array.isArray(index.manifests) ? index.manifests : [];
     // A registry that ignored the filter (no OCI-Filters-Applied) still gets filtered here.
     return artifactType && !res.headers['oci-filters-applied'] ? all.filter((d) => d.artifactType === artifactType) : all;
@@ -498,18 +561,11 @@ function sourceFailure(error: unknown): Error | undefined {
   return undefined;
 }
 
-/** Reads at most `limit` bytes; with `strict`, more is an error rather than a cut. */
-async function readCapped(body: AsyncIterable<Buffer> & { destroy?: () => void }, limit: number, strict = false): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of body) {
-    total += chunk.length;
-    if (total > limit) {
-      body.destroy?.();
-      if (strict) throw new Error(`response body exceeds ${limit} bytes`);
-      break;
-    }
-    chunks.push(chunk);
+/** JSON a registry sent; anything else is an error naming what and where. */
+function parseJson(body: Buffer, what: string, registry: string): unknown {
+  try {
+    return JSON.parse(body.toString('utf8'));
+  } catch (error) {
+    throw new ClientError(`${what} is not JSON (${(error as Error).message}); is this an OCI registry?`, { status: 200, registry });
   }
-  return Buffer.concat(chunks).subarray(0, limit);
 }

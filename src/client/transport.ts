@@ -7,9 +7,30 @@ import type { Readable } from 'node:stream';
 const CONNECT_TIMEOUT_MS = 10_000;
 /** A request with no bytes moving either way for this long has stalled. */
 const IDLE_TIMEOUT_MS = 60_000;
+/**
+ * A response body slower than this, averaged over the window, has stalled too: without it a
+ * server sending one byte every 20 s (never idle for 60 s) would hold a pull forever.
+ */
+const MIN_BYTES_PER_SECOND = 1024;
+const THROUGHPUT_WINDOW_MS = 60_000;
 
-function timeoutError(message: string): Error {
-  return Object.assign(new Error(message), { code: 'ETIMEDOUT' });
+/**
+ * Our own verdict that a host stopped delivering (connect, idle or throughput rule). Code
+ * ETIMEDOUT, so fallback treats it as a network failure; not named TimeoutError, which means the
+ * caller's own deadline (mirrors.ts: classifyFailure).
+ */
+export class StalledError extends Error {
+  readonly code = 'ETIMEDOUT';
+  /** host[:port] that stalled. */
+  readonly host: string;
+  /** The message without the request in front. */
+  readonly reason: string;
+  constructor(host: string, request: string | undefined, reason: string) {
+    super(request ? `${request}: ${reason}` : reason);
+    this.name = 'StalledError';
+    this.host = host;
+    this.reason = reason;
+  }
 }
 
 export interface TransportRequest {
@@ -23,11 +44,13 @@ export interface TransportRequest {
   signal?: AbortSignal;
 }
 
+/** Bytes `dump()` reads to keep a connection for reuse; a longer body closes it instead. */
+const DUMP_LIMIT = 64 * 1024;
+
 /** A response body: a stream, plus the two ways the client finishes with one. */
 export type ResponseBody = IncomingMessage & {
   /** Reads and discards the rest, so the connection can be reused. */
   dump(): Promise<void>;
-  text(): Promise<string>;
 };
 
 export interface TransportResponse {
@@ -48,6 +71,11 @@ export interface NodeTransportOptions {
   /** Connections per host. */
   connections?: number;
   keepAliveMs?: number;
+  /** No bytes either way for this long: stalled. */
+  idleTimeoutMs?: number;
+  /** A response body slower than this (bytes per second, averaged over `throughputWindowMs`) has stalled; 0: no such rule. */
+  minBytesPerSecond?: number;
+  throughputWindowMs?: number;
 }
 
 function withBodyHelpers(message: IncomingMessage): ResponseBody {
@@ -59,14 +87,88 @@ function withBodyHelpers(message: IncomingMessage): ResponseBody {
       message.once('end', () => resolve());
       message.once('close', () => resolve());
       message.once('error', () => resolve());
-      message.resume();
+      // Past a small body, reusing the connection is not worth reading an endless one for.
+      let seen = 0;
+      message.on('data', (chunk: Buffer) => {
+        seen += chunk.length;
+        if (seen > DUMP_LIMIT) message.destroy();
+      });
     });
-  body.text = async () => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of message) chunks.push(chunk as Buffer);
-    return Buffer.concat(chunks).toString('utf8');
-  };
   return body;
+}
+
+/** The stall rules in force; see resolveTransportOptions. */
+interface StallRules {
+  idleTimeoutMs: number;
+  minBytesPerSecond: number;
+  throughputWindowMs: number;
+}
+
+function envNumber(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text.trim() === '') return undefined;
+  const value = Number(text);
+  if (!Number.isFinite(value) || value < 0) throw new Error(`$${name}: expected a number ≥ 0, not ${JSON.stringify(text)}`);
+  return value;
+}
+
+/**
+ * The stall rules, resolved in one place: the option, else the environment
+ * (`SKIFF_IDLE_TIMEOUT_MS`, `SKIFF_MIN_TRANSFER_RATE` in bytes per second, 0 turns the rule off,
+ * `SKIFF_TRANSFER_WINDOW_MS`), else the defaults (60 s idle; 1 KiB/s averaged over 60 s).
+ */
+export function resolveStallRules(options: NodeTransportOptions, env: NodeJS.ProcessEnv = process.env): StallRules {
+  return {
+    idleTimeoutMs: options.idleTimeoutMs ?? envNumber(env, 'SKIFF_IDLE_TIMEOUT_MS') ?? IDLE_TIMEOUT_MS,
+    minBytesPerSecond: options.minBytesPerSecond ?? envNumber(env, 'SKIFF_MIN_TRANSFER_RATE') ?? MIN_BYTES_PER_SECOND,
+    throughputWindowMs: options.throughputWindowMs ?? envNumber(env, 'SKIFF_TRANSFER_WINDOW_MS') ?? THROUGHPUT_WINDOW_MS,
+  };
+}
+
+function humanRate(bytesPerSecond: number): string {
+  return bytesPerSecond >= 1024 && bytesPerSecond % 1024 === 0 ? `${bytesPerSecond / 1024} KiB/s` : `${bytesPerSecond} B/s`;
+}
+
+/** Checks per window for unread data, so a reader that fell behind is noticed between window ends. */
+const PEEKS_PER_WINDOW = 6;
+
+/**
+ * Destroys a response body that delivers less than the minimum rate over a whole window. Bytes
+ * are counted on the socket, so watching never starts the body flowing; a window in which the
+ * body was seen holding unread data is not judged (our reader was the slow one, not the server).
+ */
+function watchThroughput(message: IncomingMessage, rules: StallRules, describe: string, host: string): void {
+  if (rules.minBytesPerSecond <= 0 || rules.throughputWindowMs <= 0) return;
+  const socket = message.socket;
+  if (!socket) return;
+  const minimum = (rules.minBytesPerSecond * rules.throughputWindowMs) / 1000;
+  let start = socket.bytesRead;
+  let readerBehind = false;
+  let peeks = 0;
+  const timer = setInterval(() => {
+    if (message.complete) return clearInterval(timer); // all received: any wait now is the reader's
+    if (message.readableLength > 0) readerBehind = true;
+    if (++peeks < PEEKS_PER_WINDOW) return;
+    const delta = socket.bytesRead - start;
+    const judged = !readerBehind;
+    start = socket.bytesRead;
+    readerBehind = false;
+    peeks = 0;
+    if (!judged || delta >= minimum) return;
+    message.destroy(
+      new StalledError(
+        host,
+        describe,
+        `transfer stalled: ${delta} bytes in the last ${rules.throughputWindowMs / 1000} s, below the minimum of ${humanRate(rules.minBytesPerSecond)} ($SKIFF_MIN_TRANSFER_RATE); ${host} or the network to it is too slow, try again later`,
+      ),
+    );
+  }, rules.throughputWindowMs / PEEKS_PER_WINDOW);
+  timer.unref();
+  message.on('pause', () => (readerBehind = true));
+  const stop = () => clearInterval(timer);
+  message.once('end', stop);
+  message.once('close', stop);
+  message.once('error', stop);
 }
 
 /**
@@ -77,11 +179,13 @@ function withBodyHelpers(message: IncomingMessage): ResponseBody {
  */
 export class NodeHttpTransport implements Transport {
   private readonly options: NodeTransportOptions;
+  private readonly stall: StallRules;
   private readonly http: HttpAgent;
   private httpsAgent: HttpsAgent | undefined;
 
   constructor(options: NodeTransportOptions = {}) {
     this.options = options;
+    this.stall = resolveStallRules(options);
     this.http = new HttpAgent(this.agentOptions());
   }
 
@@ -103,8 +207,10 @@ export class NodeHttpTransport implements Transport {
     const url = new URL(request.origin);
     const secure = url.protocol === 'https:';
     const send = secure ? this.https().request : httpRequest;
+    const describe = `${request.method} ${url.host}${request.path.split('?')[0]}`;
     return new Promise<TransportResponse>((resolve, reject) => {
       let bodyError: unknown;
+      let response: IncomingMessage | undefined;
       const req = send({
         host: url.hostname.replace(/^\[|\]$/g, ''),
         port: url.port || (secure ? 443 : 80),
@@ -112,18 +218,27 @@ export class NodeHttpTransport implements Transport {
         path: request.path,
         headers: request.headers ?? {},
         agent: secure ? this.httpsAgentFor() : this.http,
-        timeout: IDLE_TIMEOUT_MS,
+        timeout: this.stall.idleTimeoutMs,
         ...(request.signal ? { signal: request.signal } : {}),
       });
-      req.once('timeout', () => req.destroy(timeoutError(`${request.method} ${url.host}: no activity for ${IDLE_TIMEOUT_MS / 1000} s`)));
+      req.once('timeout', () => {
+        const error = new StalledError(url.host, describe, `${url.host} sent nothing for ${this.stall.idleTimeoutMs / 1000} s (stalled); try again later`);
+        // Once the response has begun, its reader must see this, not a bare "aborted".
+        if (response) response.destroy(error);
+        else req.destroy(error);
+      });
       req.once('socket', (socket: Socket) => {
         if (!socket.connecting) return;
-        const timer = setTimeout(() => req.destroy(timeoutError(`cannot connect to ${url.host} within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
+        const timer = setTimeout(() => req.destroy(new StalledError(url.host, undefined, `cannot connect to ${url.host} within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
         socket.once('connect', () => clearTimeout(timer));
         socket.once('secureConnect', () => clearTimeout(timer));
         socket.once('close', () => clearTimeout(timer));
       });
-      req.once('response', (message) => resolve({ statusCode: message.statusCode ?? 0, headers: message.headers, body: withBodyHelpers(message) }));
+      req.once('response', (message) => {
+        response = message;
+        watchThroughput(message, this.stall, describe, url.host);
+        resolve({ statusCode: message.statusCode ?? 0, headers: message.headers, body: withBodyHelpers(message) });
+      });
       // A body stream that fails is the error the caller sees (its cause matters more than the socket's).
       req.once('error', (error) => reject(bodyError ?? error));
       const { body } = request;

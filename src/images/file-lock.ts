@@ -11,8 +11,11 @@ export async function withFileLock<T>(path: string, work: () => Promise<T>, time
   for (let wait = 5; ; wait = Math.min(wait * 2, 200)) {
     try {
       const handle = await open(path, 'wx');
-      await handle.writeFile(String(process.pid));
-      await handle.close();
+      try {
+        await handle.writeFile(String(process.pid));
+      } finally {
+        await handle.close(); // also when the write fails (a full disk): never left to the GC
+      }
       break;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
@@ -32,7 +35,8 @@ export async function withFileLock<T>(path: string, work: () => Promise<T>, time
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` still runs (EPERM: it does, as another user). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

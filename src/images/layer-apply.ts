@@ -2,7 +2,7 @@ import { constants, type Stats } from 'node:fs';
 import { chmod, lchown, link, lstat, lutimes, mkdir, open, readdir, rm, symlink, utimes } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import type { Readable } from 'node:stream';
-import { entryComponents, resolveDirInRoot, UnsafeEntryError } from './rootfs-path.ts';
+import { entryComponents, RootResolver, shortName, UnsafeEntryError } from './rootfs-path.ts';
 import { drainEntry, entryChunks, tarEntries, type TarEntry, type TarHeader } from './tar-io.ts';
 
 /** A layer could not be applied (the cause is attached); the root filesystem is then incomplete. */
@@ -34,7 +34,7 @@ const CREATE_NEW = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | c
  * `.wh..wh..opq` empties its directory of lower layers' content.
  *
  * Safety: an entry's name is cleaned (leading `/` dropped, `..` above the root refused) and its
- * parent directory resolved with `resolveDirInRoot`, so symlinks planted by a layer (`etc -> /etc`)
+ * parent directory resolved with a `RootResolver`, so symlinks planted by a layer (`etc -> /etc`)
  * are followed as the container would see them, inside the root. The entry itself is never
  * written through: whatever was at its path is removed first, and files are created with
  * O_EXCL|O_NOFOLLOW. A hard link's target is resolved the same way and must already exist.
@@ -47,22 +47,31 @@ export class LayerApplier {
   readonly skipped: SkippedEntry[] = [];
   private readonly preserveOwnership: boolean;
   private readonly directories = new Map<string, { mode: number; mtime: Date | undefined }>();
+  /** Resolves parents inside the root, caching within a layer; a new one per layer. */
+  private resolver: RootResolver;
+  /** Filesystem calls spent resolving paths, over every layer applied (tests bound it). */
+  resolveOperations = 0;
 
   constructor(root: string, options: { preserveOwnership?: boolean } = {}) {
     this.root = root;
     this.preserveOwnership = options.preserveOwnership ?? false;
+    this.resolver = new RootResolver(root);
   }
 
   /** Applies one uncompressed layer tar. `label` names the layer in errors. */
   async apply(tar: Readable, label: string): Promise<void> {
     const layer = new LayerState();
+    this.resolver = new RootResolver(this.root);
     try {
       for await (const entry of tarEntries(tar)) {
         try {
           await this.applyEntry(entry, layer);
         } catch (error) {
-          if (error instanceof UnsafeEntryError) throw new UnsafeEntryError(error.entry, `${error.reason} (${label})`);
-          throw new LayerApplyError(`${label}: cannot unpack ${JSON.stringify(entry.header.name)}: ${(error as Error).message}`, { cause: error });
+          if (error instanceof UnsafeEntryError) throw new UnsafeEntryError(entry.header.name, `${error.reason} (${label})`);
+          throw new LayerApplyError(`${label}: cannot unpack ${shortName(entry.header.name)}: ${describeFailure(error, entry.header.name)}`, { cause: error });
+        } finally {
+          this.resolveOperations += this.resolver.fsOperations;
+          this.resolver.fsOperations = 0;
         }
       }
     } catch (error) {
@@ -97,14 +106,14 @@ export class LayerApplier {
       return this.whiteout(header, parentComponents, base, layer);
     }
 
-    const parent = (await resolveDirInRoot(this.root, parentComponents, { create: true }))!;
+    const parent = (await this.resolver.resolveDir(parentComponents, { create: true }))!;
     const target = join(parent, base);
     const existing = await lstatOrUndefined(target);
     const mode = (header.mode ?? 0o644) & 0o7777;
     switch (header.type) {
       case 'directory': {
         if (!existing?.isDirectory()) {
-          if (existing) await rm(target, { recursive: true, force: true });
+          if (existing) await this.remove(target);
           await mkdir(target, { mode: 0o700 });
         }
         if (this.preserveOwnership) await lchown(target, header.uid ?? 0, header.gid ?? 0);
@@ -169,7 +178,7 @@ export class LayerApplier {
     const components = entryComponents(linkname);
     const base = components.at(-1);
     if (base === undefined) throw new UnsafeEntryError(header.name, `hard link to the root directory ${JSON.stringify(linkname)}`);
-    const parent = await resolveDirInRoot(this.root, components.slice(0, -1));
+    const parent = await this.resolver.resolveDir(components.slice(0, -1));
     const source = parent === undefined ? undefined : join(parent, base);
     const info = source === undefined ? undefined : await lstatOrUndefined(source);
     if (source === undefined || info === undefined) throw new Error(`hard link target ${JSON.stringify(linkname)} is not in the layers unpacked so far`);
@@ -179,14 +188,14 @@ export class LayerApplier {
 
   private async whiteout(header: TarHeader, parentComponents: string[], base: string, layer: LayerState): Promise<void> {
     if (base === OPAQUE_WHITEOUT) {
-      const dir = (await resolveDirInRoot(this.root, parentComponents, { create: true }))!;
+      const dir = (await this.resolver.resolveDir(parentComponents, { create: true }))!;
       await this.pruneLower(dir, layer);
       return;
     }
     if (base.startsWith(`${WHITEOUT_PREFIX}${WHITEOUT_PREFIX}`)) return; // AUFS metadata (.wh..wh.plnk, .wh..wh.aufs)
     const victim = base.slice(WHITEOUT_PREFIX.length);
     if (victim === '' || victim === '.' || victim === '..') throw new UnsafeEntryError(header.name, 'a whiteout must name one file');
-    const parent = await resolveDirInRoot(this.root, parentComponents);
+    const parent = await this.resolver.resolveDir(parentComponents);
     if (parent === undefined) return; // nothing below to hide
     await this.remove(join(parent, victim));
   }
@@ -203,8 +212,9 @@ export class LayerApplier {
     }
   }
 
-  /** rm -rf without following symlinks, forgetting deferred attributes of what went away. */
+  /** rm -rf without following symlinks, forgetting deferred attributes and resolutions through what went away. */
   private async remove(path: string): Promise<void> {
+    this.resolver.invalidate(path);
     await rm(path, { recursive: true, force: true });
     for (const dir of this.directories.keys()) if (dir === path || dir.startsWith(`${path}${sep}`)) this.directories.delete(dir);
   }
@@ -223,6 +233,16 @@ class LayerState {
   keeps(path: string): boolean {
     return this.created.has(path) || this.ancestors.has(path);
   }
+}
+
+/** What went wrong with one entry, without echoing a huge host path back. */
+function describeFailure(error: unknown, name: string): string {
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'ENAMETOOLONG') {
+    return `its path (${name.length} bytes, ${name.split('/').length} levels) is longer than this filesystem allows (ENAMETOOLONG); such a layer cannot be unpacked here`;
+  }
+  const message = (error as Error).message;
+  return message.length > 500 ? `${message.slice(0, 200)}…${message.slice(-200)}` : message;
 }
 
 async function lstatOrUndefined(path: string): Promise<Stats | undefined> {

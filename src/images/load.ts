@@ -10,8 +10,9 @@ import { bestMatch, hostPlatform } from '../oci/platform.ts';
 import { formatFamiliar, formatReference, parseReference } from '../reference/reference.ts';
 import { decompressLayer } from './decompress.ts';
 import { checkDiffIds, DiffIdMismatchError, diffIdOf, readJsonBlob, recordImage, storedCompression, type ImageConfig } from './record.ts';
-import { CONTAINERD_NAME, REF_NAME, type ImageRecord, type ImageStore } from './store.ts';
-import { drainEntry, entryChunks, entryReadable, readEntry, tarEntries, type TarEntry } from './tar-io.ts';
+import type { Ingest } from '../content/store.ts';
+import { CONTAINERD_NAME, REF_NAME, STAGING_PREFIX, type ImageRecord, type ImageStore } from './store.ts';
+import { drainEntry, entryChunks, readEntry, tarEntries, type TarEntry } from './tar-io.ts';
 
 /** The archive is not one `load` can use: truncated, corrupt, hostile or incomplete. */
 export class ArchiveError extends Error {
@@ -44,11 +45,12 @@ export interface LoadOptions {
   onMessage?: (line: string) => void;
 }
 
-/** What the tar held: regular files (now blobs in the store), links between entries, metadata files. */
+/** What the tar held: regular files (staged, see Staging), links between entries, metadata files. */
 interface ArchiveContents {
   files: Map<string, { digest: Digest; size: number }>;
   links: Map<string, string>;
   meta: Map<string, Buffer>;
+  staging: Staging;
 }
 
 /** A file-system-free plan: which manifest to record and which names to give it. */
@@ -74,14 +76,25 @@ const BLOB_FILE = /^blobs\/(sha256|sha512)\/([a-f0-9]+)$/;
  *    with `<hex>.json` configs and uncompressed `…/layer.tar` layers, for which skiff writes an OCI
  *    manifest (layers stored as they are, `application/vnd.oci.image.layer.v1.tar`).
  * The archive may be gzip- or zstd-compressed, and its entries may come in any order: every file is
- * streamed into the store through the verifying writer as it arrives (`blobs/<alg>/<hex>` under the
- * digest its name promises, anything else under the digest it hashes to). Entry names are only ever
- * keys, never paths on disk. Only when the whole archive has been read and every image checked
- * (blobs present, DiffIDs matching the config) are images recorded and tagged, so a corrupt or
- * truncated archive leaves no image behind (verified blobs may stay; they are harmless).
+ * streamed into the store's ingest area as it arrives, hashed, but not committed (see Staging). Once
+ * the metadata is known, only the blobs its manifests reach are committed (`blobs/<alg>/<hex>`
+ * verified against the digest its name promises, anything else under the digest it hashes to); the
+ * rest is dropped, so an unreferenced 1 GiB entry never becomes an orphan blob. Entry names are
+ * only ever keys, never paths on disk. Only when every image has been checked (blobs present,
+ * DiffIDs matching the config) are images recorded and tagged, so a corrupt or truncated archive
+ * leaves no image behind (verified blobs it reached may stay; `image prune` removes them).
  */
 export async function load(store: ImageStore, input: Readable, options: LoadOptions = {}): Promise<LoadResult> {
-  const contents = await readArchive(store, input, options.signal);
+  const staging = new Staging(store);
+  try {
+    return await loadStaged(store, input, staging, options);
+  } finally {
+    await staging.discard(); // files no manifest reached never become blobs
+  }
+}
+
+async function loadStaged(store: ImageStore, input: Readable, staging: Staging, options: LoadOptions): Promise<LoadResult> {
+  const contents = await readArchive(store, input, staging, options.signal);
   const planned = await planImages(store, contents);
   if (planned.length === 0) throw new ArchiveError('the archive holds no images');
   const measured: Map<Digest, { diffId: Digest; size: number }>[] = [];
@@ -121,10 +134,12 @@ function familiar(name: string): string {
 
 // ─── phase 1: stream every entry into the store ────────────────────────────────────────────────
 
-async function readArchive(store: ImageStore, input: Readable, signal: AbortSignal | undefined): Promise<ArchiveContents> {
-  const contents: ArchiveContents = { files: new Map(), links: new Map(), meta: new Map() };
+async function readArchive(store: ImageStore, input: Readable, staging: Staging, signal: AbortSignal | undefined): Promise<ArchiveContents> {
+  const contents: ArchiveContents = { files: new Map(), links: new Map(), meta: new Map(), staging };
+  let entries = 0;
   try {
     for await (const entry of tarEntries(decompressLayer(input))) {
+      entries++;
       signal?.throwIfAborted();
       await readOne(store, entry, contents);
     }
@@ -133,6 +148,12 @@ async function readArchive(store: ImageStore, input: Readable, signal: AbortSign
     // Our own verdicts, a cancel, and system errors (ENOSPC writing the store, ENOENT opening the file) pass as they are.
     if (error instanceof ArchiveError || (error as Error).name === 'AbortError' || (error as NodeJS.ErrnoException).syscall !== undefined) throw error;
     const message = (error as Error).message;
+    const fromDecoder = (error as NodeJS.ErrnoException).code?.startsWith('Z_') === true || (error as NodeJS.ErrnoException).code?.startsWith('ERR_ZSTD') === true;
+    // Not even one tar header could be read: this is no tar (an 8-byte file is not a "truncated archive").
+    if (entries === 0 && !fromDecoder) {
+      const why = /unexpected end/i.test(message) ? 'it ends before its first tar header (512 bytes) is complete' : /invalid tar header/i.test(message) ? 'its first 512 bytes are not a tar header' : message;
+      throw new ArchiveError(`not a tar archive (nor a gzip- or zstd-compressed one): ${why}; load reads what skiff save, docker save or skopeo copy write`, { cause: error });
+    }
     if (/unexpected end of (data|file)/i.test(message)) throw new ArchiveError(`the archive is truncated (${message.toLowerCase()})`, { cause: error });
     throw new ArchiveError(`cannot read the archive: ${message}`, { cause: error });
   }
@@ -172,51 +193,88 @@ async function readOne(store: ImageStore, entry: TarEntry, contents: ArchiveCont
     return;
   }
   if (LEGACY_FILES.test(path)) return drainEntry(entry);
-  const size = header.size ?? 0;
   const blob = BLOB_FILE.exec(path);
   const named = blob ? `${blob[1]}:${blob[2]}` : undefined;
-  if (named !== undefined && isDigest(named)) {
-    if ((await store.blobs.stat(named)) === size) {
-      await drainEntry(entry); // already stored and verified; the archive's copy is not needed
-    } else {
-      try {
-        await store.blobs.put(entryReadable(entry), named, size);
-      } catch (error) {
-        if (error instanceof DigestMismatchError) {
-          throw new ArchiveError(`archive entry ${path} is corrupt: its content hashes to ${error.actual}, not the digest its name promises`, { cause: error });
-        }
-        throw error;
-      }
-    }
-    contents.files.set(path, { digest: named, size });
-    return;
-  }
-  contents.files.set(path, await ingestUnnamed(store, entry));
+  contents.files.set(path, await contents.staging.stage(entry, path, named !== undefined && isDigest(named) ? named : undefined));
 }
 
-/** A file known only by its name (a docker-archive layer or config): hash while writing, commit under the result. */
-async function ingestUnnamed(store: ImageStore, entry: TarEntry): Promise<{ digest: Digest; size: number }> {
-  const hash = createDigester('sha256');
-  let size = 0;
-  const source = Readable.from(
-    (async function* () {
-      for await (const chunk of entryChunks(entry)) {
-        hash.update(chunk);
-        size += chunk.length;
-        yield chunk;
+/**
+ * The archive's files, written to the store's ingest area as they stream past but committed as
+ * blobs only when `reach` is asked for them (by a manifest, a config or a layer the archive's
+ * metadata leads to). `discard` drops the rest. A file named `blobs/<alg>/<hex>` is staged under
+ * that digest and verified when committed; any other under the sha256 it hashes to.
+ */
+class Staging {
+  private readonly store: ImageStore;
+  private readonly staged = new Map<Digest, { ingest: Ingest; size: number; path: string }>();
+
+  constructor(store: ImageStore) {
+    this.store = store;
+  }
+
+  async stage(entry: TarEntry, path: string, named: Digest | undefined): Promise<{ digest: Digest; size: number }> {
+    const size = entry.header.size ?? 0;
+    if (named !== undefined && (this.staged.has(named) || (await this.store.blobs.stat(named)) === size)) {
+      await drainEntry(entry); // already here; the archive's copy is not needed
+      return { digest: named, size };
+    }
+    // The PID lets ImageStore.open tidy what a killed load left (see sweepDeadStaging).
+    const ingest = await this.store.blobs.ingest(`${STAGING_PREFIX}${process.pid}-${randomUUID()}`);
+    try {
+      const hash = named === undefined ? createDigester('sha256') : undefined;
+      let written = 0;
+      const source = Readable.from(
+        (async function* () {
+          for await (const chunk of entryChunks(entry)) {
+            hash?.update(chunk);
+            written += chunk.length;
+            yield chunk;
+          }
+        })(),
+        { objectMode: false },
+      );
+      await ingest.append(source, { offset: 0 });
+      const digest: Digest = named ?? `sha256:${hash!.digest('hex')}`;
+      if (this.staged.has(digest) || (await this.store.blobs.stat(digest)) === written) {
+        await ingest.abort(); // the same content twice (a docker-archive layer also under blobs/)
+      } else {
+        this.staged.set(digest, { ingest, size: written, path });
       }
-    })(),
-    { objectMode: false },
-  );
-  const ingest = await store.blobs.ingest(`load-${randomUUID()}`);
-  try {
-    await ingest.append(source, { offset: 0 });
-    const digest: Digest = `sha256:${hash.digest('hex')}`;
-    await ingest.commit(digest, size);
-    return { digest, size };
-  } catch (error) {
-    await ingest.abort();
-    throw error;
+      return { digest, size: written };
+    } catch (error) {
+      await ingest.abort();
+      throw error;
+    }
+  }
+
+  /** Whether the blob is in the archive (staged) or already in the store. */
+  async has(digest: Digest): Promise<boolean> {
+    return this.staged.has(digest) || (await this.store.blobs.stat(digest)) !== undefined;
+  }
+
+  /**
+   * The size of the blob, committing it first if it is staged; undefined when neither the archive
+   * nor the store has it. A staged file whose size is not `expectedSize` is not committed.
+   */
+  async reach(digest: Digest, expectedSize?: number): Promise<number | undefined> {
+    const staged = this.staged.get(digest);
+    if (!staged) return this.store.blobs.stat(digest);
+    if (expectedSize !== undefined && staged.size !== expectedSize) return staged.size;
+    this.staged.delete(digest);
+    try {
+      await staged.ingest.commit(digest, staged.size);
+    } catch (error) {
+      if (error instanceof DigestMismatchError) {
+        throw new ArchiveError(`archive entry ${staged.path} is corrupt: its content hashes to ${error.actual}, not the digest its name promises`, { cause: error });
+      }
+      throw error;
+    }
+    return staged.size;
+  }
+
+  async discard(): Promise<void> {
+    for (const { ingest } of this.staged.values()) await ingest.abort().catch(() => undefined);
+    this.staged.clear();
   }
 }
 
@@ -269,7 +327,7 @@ async function fromIndex(store: ImageStore, contents: ArchiveContents, index: un
     } catch (error) {
       throw new ArchiveError((error as Error).message);
     }
-    const { descriptor: manifest, parsed } = await resolveImageManifest(store, descriptor, where, 0);
+    const { descriptor: manifest, parsed } = await resolveImageManifest(store, contents, descriptor, where, 0);
     let names = namesFromAnnotations(descriptor.annotations, where);
     if (names.length === 0) names = (repoTagsByConfig.get(parsed.config!.digest) ?? []).map((tag) => normalizeName(tag, `manifest.json RepoTags of ${where}`));
     addPlan(plans, { manifest, names, where });
@@ -307,8 +365,8 @@ function normalizeName(text: string, where: string): string {
   return formatReference({ domain: ref.domain, path: ref.path, tag: ref.tag });
 }
 
-async function requireBlob(store: ImageStore, descriptor: Descriptor, what: string): Promise<void> {
-  const size = await store.blobs.stat(descriptor.digest);
+async function requireBlob(contents: ArchiveContents, descriptor: Descriptor, what: string): Promise<void> {
+  const size = await contents.staging.reach(descriptor.digest, descriptor.size);
   if (size === undefined) throw new ArchiveError(`${what}: blob ${descriptor.digest} is not in the archive`);
   if (size !== descriptor.size) throw new ArchiveError(`${what}: blob ${descriptor.digest} is ${size} bytes, but the descriptor says ${descriptor.size}`);
 }
@@ -316,11 +374,12 @@ async function requireBlob(store: ImageStore, descriptor: Descriptor, what: stri
 /** Follows an index down to one image manifest: the host's platform if present, else the first present. */
 async function resolveImageManifest(
   store: ImageStore,
+  contents: ArchiveContents,
   descriptor: Descriptor,
   where: string,
   depth: number,
 ): Promise<{ descriptor: Descriptor; parsed: ParsedManifest }> {
-  await requireBlob(store, descriptor, where);
+  await requireBlob(contents, descriptor, where);
   let parsed: ParsedManifest;
   try {
     parsed = parseManifest(await store.blobs.readSmall(descriptor.digest, MAX_MANIFEST_BYTES));
@@ -329,19 +388,19 @@ async function resolveImageManifest(
     throw error;
   }
   if (parsed.kind === 'image') {
-    await requireBlob(store, parsed.config!, `${where} config`);
-    for (const [i, layer] of parsed.layers.entries()) await requireBlob(store, layer, `${where} layer ${i}`);
+    await requireBlob(contents, parsed.config!, `${where} config`);
+    for (const [i, layer] of parsed.layers.entries()) await requireBlob(contents, layer, `${where} layer ${i}`);
     return { descriptor: { mediaType: parsed.mediaType, digest: descriptor.digest, size: descriptor.size }, parsed };
   }
   if (depth >= 2) throw new ArchiveError(`${where}: indexes nested too deeply`);
   const present: Descriptor[] = [];
   for (const child of parsed.manifests) {
     if (!IMAGE_MANIFEST_TYPES.includes(child.mediaType) && !child.mediaType.includes('index') && !child.mediaType.includes('list')) continue;
-    if ((await store.blobs.stat(child.digest)) !== undefined) present.push(child);
+    if (await contents.staging.has(child.digest)) present.push(child);
   }
   const chosen = bestMatch(hostPlatform(), present) ?? present[0];
   if (!chosen) throw new ArchiveError(`${where}: none of the ${parsed.manifests.length} manifests of index ${descriptor.digest} is in the archive`);
-  return resolveImageManifest(store, chosen, `${where} → ${chosen.digest}`, depth + 1);
+  return resolveImageManifest(store, contents, chosen, `${where} → ${chosen.digest}`, depth + 1);
 }
 
 /** Finds the file an archive path means, following symlinks and hard links between entries. */
@@ -379,10 +438,12 @@ async function fromDockerManifest(store: ImageStore, contents: ArchiveContents, 
     }
     const config = resolveFile(contents, item.Config);
     if (!config) throw new ArchiveError(`${where} refers to config ${JSON.stringify(item.Config)}, which is not in the archive`);
+    await contents.staging.reach(config.digest);
     const layers: Descriptor[] = [];
     for (const layerPath of item.Layers as string[]) {
       const layer = resolveFile(contents, layerPath);
       if (!layer) throw new ArchiveError(`${where} refers to layer ${JSON.stringify(layerPath)}, which is not in the archive`);
+      await contents.staging.reach(layer.digest);
       layers.push({ mediaType: await layerMediaType(store, layer.digest), digest: layer.digest, size: layer.size });
     }
     const manifestJson: ImageManifest = {

@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { FsBlobStore } from '../content/fs-blob-store.ts';
 import { syncFile } from '../content/sync-file.ts';
-import type { Digest } from '../digest/digest.ts';
+import { isDigest, type Digest } from '../digest/digest.ts';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.ts';
 import { MediaTypes } from '../oci/media-types.ts';
-import { sweepStaleLocks, withFileLock } from './file-lock.ts';
+import { isAlive, sweepStaleLocks, withFileLock } from './file-lock.ts';
 
 /** OCI's annotation for a reference name in index.json; skopeo's `oci:<root>:<ref>` matches on it. */
 export const REF_NAME = 'org.opencontainers.image.ref.name';
@@ -43,6 +43,15 @@ export interface StoredRef {
   manifest: Descriptor;
 }
 
+/**
+ * Ingest files of a `load` in progress: `load-<pid>-<uuid>`, committed only if a manifest of the
+ * archive reaches them. Those of a process that is gone (kill -9) are removed by `open`.
+ */
+export const STAGING_PREFIX = 'load-';
+
+/** Blobs younger than this are never swept: a pull or load running now commits blobs before it records its image. */
+const SWEEP_GRACE_MS = 60 * 60 * 1000;
+
 export function defaultStoreRoot(): string {
   if (process.env.SKIFF_ROOT) return process.env.SKIFF_ROOT;
   return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'skiff');
@@ -51,7 +60,8 @@ export function defaultStoreRoot(): string {
 /**
  * The local image store: an OCI image layout that other tools read (`oci-layout`,
  * `index.json`, `blobs/<alg>/<hex>`), plus skiff's own bookkeeping under `.skiff/`:
- *   .skiff/ingest/<ref>        partial downloads, resumed by the next pull (even after kill -9)
+ *   .skiff/ingest/<ref>        partial downloads, resumed by the next pull (even after kill -9);
+ *                              load-<pid>-<uuid>: archive files a load has not (yet) committed
  *   .skiff/images/<hex>.json   one ImageRecord per stored image manifest
  *   .skiff/lock                serializes index.json updates across processes
  */
@@ -68,6 +78,7 @@ export class ImageStore {
     const store = new ImageStore(root);
     await store.blobs.init();
     await sweepStaleLocks(store.blobs.ingestDir);
+    await sweepDeadStaging(store.blobs.ingestDir);
     await mkdir(join(root, '.skiff', 'images'), { recursive: true });
     await writeIfMissing(join(root, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
     await writeIfMissing(join(root, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] }));
@@ -202,6 +213,64 @@ export class ImageStore {
       }
       return deleted;
     });
+  }
+
+  /**
+   * Deletes every blob that no stored image reaches: left by a failed pull or load, by an older
+   * skiff that stored whole archives, or written into the layout by another tool and untagged since.
+   * "Reaches" walks index.json (manifests, configs, layers, nested indexes, for images another tool
+   * put here too) and every record. Blobs written in the last `graceMs` (default an hour) stay: a
+   * pull or load running now commits its blobs before it records the image that uses them.
+   */
+  async removeUnreferencedBlobs(options: { graceMs?: number; now?: number } = {}): Promise<{ deleted: Digest[]; reclaimed: number }> {
+    const grace = options.graceMs ?? SWEEP_GRACE_MS;
+    return this.withLock(async () => {
+      const inUse = await this.reachableBlobs();
+      const now = options.now ?? Date.now();
+      const deleted: Digest[] = [];
+      let reclaimed = 0;
+      for await (const digest of this.blobs.list()) {
+        if (!isDigest(digest) || inUse.has(digest)) continue;
+        const info = await stat(this.blobs.blobPath(digest)).catch(() => undefined);
+        if (!info?.isFile() || now - info.mtimeMs < grace) continue;
+        if (await this.blobs.delete(digest)) {
+          deleted.push(digest);
+          reclaimed += info.size;
+        }
+      }
+      return { deleted, reclaimed };
+    });
+  }
+
+  /** Every blob digest an index.json entry or a record leads to. */
+  private async reachableBlobs(): Promise<Set<string>> {
+    const seen = new Set<string>();
+    /** A manifest or an index: marks it and what it lists (configs and layers are only marked). */
+    const visit = async (digest: string, depth: number): Promise<void> => {
+      if (seen.has(digest)) return;
+      seen.add(digest);
+      if (depth > 3 || !isDigest(digest)) return;
+      let document: { config?: { digest?: unknown }; layers?: { digest?: unknown }[]; manifests?: { digest?: unknown }[] };
+      try {
+        document = JSON.parse((await this.blobs.readSmall(digest, 4 * 1024 * 1024)).toString('utf8')) as typeof document;
+      } catch {
+        return; // missing, too big or not JSON: nothing below it
+      }
+      for (const blob of [document?.config, ...(Array.isArray(document?.layers) ? document.layers : [])]) if (typeof blob?.digest === 'string') seen.add(blob.digest);
+      for (const child of Array.isArray(document?.manifests) ? document.manifests : []) if (typeof child?.digest === 'string') await visit(child.digest, depth + 1);
+    };
+    for (const entry of (await this.readIndex()).manifests) await visit(entry.digest, 0);
+    // A record is written before its index entry (pull, load): its blobs are in use already.
+    for (const record of await this.records()) for (const d of [record.manifest, record.config, ...record.layers]) seen.add(d.digest);
+    return seen;
+  }
+}
+
+/** Removes `load-<pid>-…` staging files whose process is gone. */
+async function sweepDeadStaging(dir: string): Promise<void> {
+  for (const name of await readdir(dir).catch(() => [] as string[])) {
+    const match = new RegExp(`^${STAGING_PREFIX}(\\d+)-`).exec(name);
+    if (match && !isAlive(Number(match[1]))) await rm(join(dir, name), { force: true });
   }
 }
 

@@ -265,7 +265,7 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     });
     const client = new RegistryClient({ registry: host, retry: fast, credentials: { username: 'alice', password: 'nope' } });
     try {
-      await assert.rejects(client.ping(), /token request to http:\/\/127\.0\.0\.1:\d+\/token failed with 401 \(wrong username or password\?\)/);
+      await assert.rejects(client.ping(), /token request GET 127\.0\.0\.1:\d+\/token \(the token server named by 127\.0\.0\.1:\d+\) failed with 401 \(wrong username or password\?/);
     } finally {
       await client.close();
       server.close();

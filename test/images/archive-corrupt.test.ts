@@ -103,7 +103,10 @@ describe('load: corrupt, truncated and hostile archives', () => {
   });
 
   test('not a tar at all, empty input, and broken JSON', async () => {
-    await loadFails(Buffer.from('this is not a tar archive'.repeat(40)), /cannot read the archive: .*(Invalid tar header|Unexpected end)/i);
+    await loadFails(Buffer.from('this is not a tar archive'.repeat(40)), /^not a tar archive \(nor a gzip- or zstd-compressed one\): its first 512 bytes are not a tar header/);
+    // Bug: an 8-byte garbage file was "the archive is truncated".
+    await loadFails(Buffer.from('garbage!'), /^not a tar archive \(nor a gzip- or zstd-compressed one\): it ends before its first tar header \(512 bytes\) is complete; load reads what skiff save, docker save or skopeo copy write$/);
+    await loadFails(gzipSync(Buffer.from('garbage!')), /^not a tar archive/);
     await loadFails(Buffer.alloc(0), /not an image archive/);
     await loadFails(await toTar([{ name: 'index.json', type: 'file', data: Buffer.from('{"manifests": [') }]), /index\.json in the archive is not valid JSON/);
     await loadFails(await toTar([{ name: 'manifest.json', type: 'file', data: Buffer.from('{"Config": "x"}') }]), /manifest\.json is not a list of images/);

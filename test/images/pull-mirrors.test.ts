@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { MirrorSet } from '../../src/client/mirrors.ts';
@@ -40,7 +42,7 @@ describe('pull through configured mirrors, with fallback', () => {
     mirrorProxy = new FaultProxy(mirror.url);
     originHost = await originProxy.start();
     mirrorHost = await mirrorProxy.start();
-    image = await makeImage({ seed: 'mirrors', layers: 2 });
+    image = await makeImage({ seed: 'mirrors', layers: 2, layerSize: 10_240 });
     await pushImage(origin.url, 'lib/app', image, 'v1');
     await pushImage(mirror.url, 'lib/app', image, 'v1');
   });
@@ -78,6 +80,37 @@ describe('pull through configured mirrors, with fallback', () => {
       assert.equal(result.record.manifest.digest, image.manifest.descriptor.digest);
       assert.ok(originProxy.requests.length > 0);
     } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
+  test('mirror fallback on a cut stream: a mirror blob that ends 1,000 bytes short falls back to the origin, from the byte reached', async () => {
+    // A mirror that announces each blob whole but breaks the connection 1,000 bytes before its end,
+    // on every request (its own Range retries too). Before the fix the pull failed with
+    // "connection ended at 9240 of 10240 bytes" and never asked the origin.
+    const cut = createServer(async (req, res) => {
+      const upstream = await fetch(`${mirror.url}${req.url}`, { headers: { accept: String(req.headers.accept ?? '*/*'), ...(req.headers.range ? { range: req.headers.range } : {}) } });
+      const body = Buffer.from(await upstream.arrayBuffer());
+      const headers = Object.fromEntries(upstream.headers);
+      if (!req.url?.includes('/blobs/')) return void res.writeHead(upstream.status, headers).end(body);
+      res.writeHead(upstream.status, { ...headers, 'content-length': String(body.length) });
+      res.write(body.subarray(0, Math.max(0, body.length - 1000)), () => res.destroy());
+    });
+    await new Promise<void>((resolve) => cut.listen(0, '127.0.0.1', resolve));
+    const cutHost = `127.0.0.1:${(cut.address() as AddressInfo).port}`;
+    try {
+      const mirrors: MirrorSet = { [originHost]: { mirrors: [{ url: `http://${cutHost}`, pullFromMirror: 'all', insecure: true }] } };
+      const result = await pull(mirrors, `${originHost}/lib/app:v1`);
+      assert.equal(result.record.manifest.digest, image.manifest.descriptor.digest);
+      const originBlobs = originProxy.requests.filter((r) => r.url.includes('/blobs/'));
+      assert.equal(originBlobs.length, image.blobs.length, 'config and layers came from the origin at last');
+      for (const layer of image.layers) {
+        const asked = originBlobs.find((r) => r.url.includes(layer.descriptor.digest));
+        assert.equal(asked?.range, `bytes=${layer.descriptor.size - 1000}-`, 'resumed where the mirror stopped');
+      }
+    } finally {
+      cut.closeAllConnections();
+      cut.close();
       await rm(root, { recursive: true, force: true });
     }
   });
