@@ -1,6 +1,6 @@
 import { enableCompileCache } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { ConfigError } from '../server/config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 
 // Start-up is part of every command's latency (a no-op sync is ~100 ms of work): keep V8's
 // compiled code between runs, and load only the modules of the command being run.

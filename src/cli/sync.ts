@@ -4,7 +4,7 @@ import type { Writable } from 'node:stream';
 import { Option, type Command } from 'commander';
 import { sleep } from '../client/retry.ts';
 import { humanSize } from '../images/human.ts';
-import { ConfigError } from '../server/config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 import { parseInterval } from '../sync/interval.ts';
 import { parsePlatformFilter } from '../sync/platform-filter.ts';
 import { newBytes, summarizeDryRun } from '../sync/dry-run-report.ts';

@@ -7,7 +7,7 @@ import { bestMatch, formatPlatform, hostPlatform } from '../oci/platform.ts';
 import { canonicalName, formatFamiliar, formatReference, parseReference, type Reference } from '../reference/reference.ts';
 import { join } from 'node:path';
 import { withFileLock } from './file-lock.ts';
-import { Limiter } from './limiter.ts';
+import { Limiter } from '../graph/limiter.ts';
 import { DecodeThread } from './decode-thread.ts';
 import { LayerDigester, type LayerMeasurement } from './layer-digester.ts';
 import { checkDiffIdCount, checkLayerDiffId, diffIdOf, knownLayerMeasurements, readJsonBlob, recordImage, type ImageConfig } from './record.ts';

@@ -4,7 +4,7 @@ import { shortId, type Digest } from '../digest/digest.ts';
 import type { Descriptor } from '../oci/descriptor.ts';
 import { MAX_MANIFEST_BYTES } from '../oci/manifest.ts';
 import { canonicalName, formatReference, parseReference, type Reference } from '../reference/reference.ts';
-import { Limiter } from './limiter.ts';
+import { Limiter } from '../graph/limiter.ts';
 import type { ImageStore } from './store.ts';
 
 export type PushStatus = 'Preparing' | 'Waiting' | 'Pushing' | 'Pushed' | 'Layer already exists' | 'Mounted from';

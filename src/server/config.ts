@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { ConfigError } from '../errors/config-error.ts';
 import { parseDuration, parseSize, type FreeSpaceRule } from './units.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
@@ -39,12 +40,6 @@ export function defaultDataDir(): string {
   return join(base, 'skiff-registry');
 }
 
-export class ConfigError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
 
 type Parsed<T> = { value: T } | { problem: string };
 const ok = <T>(value: T): Parsed<T> => ({ value });

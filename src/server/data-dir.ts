@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { mkdir, open, stat, unlink } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { ConfigError } from './config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 
 /** The data directory cannot be used. A ConfigError, so `skiff serve` exits 2 with the message. */
 export class DataDirError extends ConfigError {

@@ -1,4 +1,4 @@
-import { ConfigError } from '../server/config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 import { DOCKER_HUB_DOMAIN } from '../reference/reference.ts';
 import { expandEnv } from './env-expand.ts';
 

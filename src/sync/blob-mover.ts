@@ -2,7 +2,7 @@ import { Readable, Transform } from 'node:stream';
 import type { RegistryClient } from '../client/registry-client.ts';
 import { VerifyingStream } from '../digest/verifier.ts';
 import type { Descriptor } from '../oci/descriptor.ts';
-import { Limiter } from '../images/limiter.ts';
+import { Limiter } from '../graph/limiter.ts';
 import type { BlobOutcome, SyncListener } from './sync-events.ts';
 
 /** Blobs up to this size upload in one PUT; bigger ones stream through a resumable PATCH. */

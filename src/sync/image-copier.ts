@@ -1,6 +1,6 @@
 import type { RegistryClient } from '../client/registry-client.ts';
 import { digestOf, type Digest } from '../digest/digest.ts';
-import type { Limiter } from '../images/limiter.ts';
+import type { Limiter } from '../graph/limiter.ts';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.ts';
 import { MAX_MANIFEST_BYTES, parseManifest, type ParsedManifest } from '../oci/manifest.ts';
 import type { BlobMover, BlobEnd } from './blob-mover.ts';

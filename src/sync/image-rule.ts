@@ -1,7 +1,7 @@
 import { isDigest, type Digest } from '../digest/digest.ts';
 import { isValidTag } from '../reference/name.ts';
 import { InvalidReferenceError, parseReference } from '../reference/reference.ts';
-import { ConfigError } from '../server/config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 import { expandEnv } from './env-expand.ts';
 
 /** Which source tags a rule takes. */

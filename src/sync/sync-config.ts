@@ -1,4 +1,4 @@
-import { ConfigError } from '../server/config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 import { AuthTable } from './auth-table.ts';
 import { readConfigDocument } from './config-file.ts';
 import { parseImageRules, type ImageRule } from './image-rule.ts';

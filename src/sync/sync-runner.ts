@@ -1,6 +1,6 @@
 import { unauthorizedIn, withCredentialsAdvice } from '../client/errors.ts';
 import type { RetryPolicy } from '../client/retry.ts';
-import { Limiter } from '../images/limiter.ts';
+import { Limiter } from '../graph/limiter.ts';
 import type { AuthTable } from './auth-table.ts';
 import { BlobMover } from './blob-mover.ts';
 import type { ImageRule } from './image-rule.ts';

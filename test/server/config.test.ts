@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, defaultDataDir, openFileLimit, resolveServeConfig, splitListen } from '../../src/server/config.ts';
+import { ConfigError } from '../../src/errors/config-error.ts';
+import { defaultDataDir, openFileLimit, resolveServeConfig, splitListen } from '../../src/server/config.ts';
 import { freeSpaceFloor, parseDuration, parseSize } from '../../src/server/units.ts';
 
 let dir: string;

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ConfigError } from '../../src/server/config.ts';
+import { ConfigError } from '../../src/errors/config-error.ts';
 import { AuthTable } from '../../src/sync/auth-table.ts';
 
 const FILE = '/etc/skiff/auth.json';

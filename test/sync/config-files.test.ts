@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { digestOf } from '../../src/digest/digest.ts';
-import { ConfigError } from '../../src/server/config.ts';
+import { ConfigError } from '../../src/errors/config-error.ts';
 import { readConfigDocument } from '../../src/sync/config-file.ts';
 import { expandEnv } from '../../src/sync/env-expand.ts';
 import type { ImageRule } from '../../src/sync/image-rule.ts';

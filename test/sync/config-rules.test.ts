@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { digestOf } from '../../src/digest/digest.ts';
-import { ConfigError } from '../../src/server/config.ts';
+import { ConfigError } from '../../src/errors/config-error.ts';
 import { expandEnv } from '../../src/sync/env-expand.ts';
 import { parseDestination, parseImageRules, parseSource, type ImageRule } from '../../src/sync/image-rule.ts';
 

@@ -1,0 +1,51 @@
+/**
+ * Dependencies run downward only (DESIGN.md §1): each top-level folder of src/ may import only
+ * the folders listed for it. `client` and `server` never import each other; no face imports a
+ * sibling face; only `cli` (and the test support in `testing`) sees everything.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join, relative, resolve, sep } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const SRC = fileURLToPath(new URL('../src/', import.meta.url));
+const BASE = ['digest', 'reference', 'oci', 'errors'];
+const ALLOWED: Record<string, string[]> = {
+  digest: ['errors'],
+  errors: [],
+  reference: ['digest', 'errors'],
+  oci: ['digest', 'errors', 'reference'],
+  content: BASE,
+  graph: [...BASE, 'content'],
+  client: [...BASE, 'content', 'graph'],
+  server: [...BASE, 'content', 'graph'],
+  images: [...BASE, 'content', 'graph', 'client'],
+  sync: [...BASE, 'content', 'graph', 'client'],
+  testing: ['*'],
+  cli: ['*'],
+};
+
+function* sources(dir: string): Generator<string> {
+  for (const name of readdirSync(dir)) {
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) yield* sources(path);
+    else if (name.endsWith('.ts')) yield path;
+  }
+}
+
+test('src/ folders import only the layers below them', () => {
+  const violations: string[] = [];
+  for (const file of sources(SRC)) {
+    const from = relative(SRC, file).split(sep)[0]!;
+    const allowed = ALLOWED[from];
+    assert.ok(allowed, `src/${from}/ is not in the layering table of test/layering.test.ts: add it`);
+    const text = readFileSync(file, 'utf8');
+    for (const match of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+      const target = relative(SRC, resolve(file, '..', match[1]!)).split(sep)[0]!;
+      if (target === from || allowed.includes('*') || allowed.includes(target)) continue;
+      violations.push(`${relative(SRC, file)} imports src/${target}/ (${match[1]})`);
+    }
+  }
+  assert.deepEqual(violations, []);
+});
