@@ -22,6 +22,7 @@ const ALLOWED: Record<string, string[]> = {
   server: [...BASE, 'content', 'graph'],
   images: [...BASE, 'content', 'graph', 'client'],
   sync: [...BASE, 'content', 'graph', 'client'],
+  proxy: [...BASE, 'content', 'graph', 'client'],
   testing: ['*'],
   cli: ['*'],
 };

@@ -31,6 +31,9 @@ interface SyncFlags {
   report?: string;
   watch?: string;
   referrers?: boolean;
+  registry?: string;
+  namespace?: string;
+  records?: string;
 }
 
 const collect = (value: string, all: string[]) => [...all, value];
@@ -99,13 +102,17 @@ async function dryRun(config: SyncConfig, base: Omit<SyncOptions, 'auth' | 'onEv
   }
 }
 
-/** `skiff sync`: image-syncer's flags and files, plus --exclude, --dry-run, --report, --watch, --referrers. */
+/**
+ * `skiff sync`: image-syncer's flags and files (./images.json and ./auth.json by default;
+ * --registry/--namespace or DEFAULT_REGISTRY/DEFAULT_NAMESPACE for empty destinations; --records
+ * accepted and ignored), plus --exclude, --dry-run, --report, --watch, --referrers.
+ */
 export function registerSync(program: Command): void {
   program
     .command('sync')
     .description("copy images between registries; reads image-syncer's auth and images files unchanged")
-    .option('--auth <file>', 'auth file (JSON, or YAML by extension): registry[/namespace] → {username, password, insecure}')
-    .option('--images <file>', 'image rules (JSON, or YAML by extension): source → destination(s)')
+    .option('--auth <file>', 'auth file (JSON, or YAML by extension): registry[/namespace] → {username, password, insecure} (default: ./auth.json if it exists)')
+    .option('--images <file>', 'image rules (JSON, or YAML by extension): source → destination(s) (default: ./images.json)')
     .option('--config <file>', 'deprecated combined file {"auth": …, "images": …}')
     .option('--log <file>', 'write log lines to this file instead of stderr')
     .option('-p, --proc <n>', 'concurrent blob transfers', count('--proc', 1), 5)
@@ -120,8 +127,13 @@ export function registerSync(program: Command): void {
     .option('--report <file>', 'write the run report as JSON')
     .option('--watch <interval>', 'run again every interval (e.g. 10m) until SIGTERM')
     .option('--referrers', 'also copy referrers (signatures, SBOMs, attestations)')
+    .option('--registry <host>', 'default destination registry for rules whose destination is "" (else $DEFAULT_REGISTRY)')
+    .option('--namespace <namespace>', 'default destination namespace for rules whose destination is "" (else $DEFAULT_NAMESPACE)')
+    .addOption(new Option('--records <file>', 'ignored, as image-syncer has ignored it since v1.1.0').hideHelp())
     .action(async (flags: SyncFlags) => {
-      const config = await loadSyncConfig({ ...(flags.auth ? { auth: flags.auth } : {}), ...(flags.images ? { images: flags.images } : {}), ...(flags.config ? { config: flags.config } : {}) });
+      if (flags.records !== undefined) process.stderr.write('skiff: warning: --records is deprecated and ignored (image-syncer has not used a records file since v1.1.0; a destination is checked by digest instead); remove it\n');
+      const files = { ...(flags.auth ? { auth: flags.auth } : {}), ...(flags.images ? { images: flags.images } : {}), ...(flags.config ? { config: flags.config } : {}) };
+      const config = await loadSyncConfig(files, process.env, { cwd: process.cwd(), registry: flags.registry, namespace: flags.namespace });
       let filter;
       let interval: number | undefined;
       try {

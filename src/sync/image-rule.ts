@@ -2,6 +2,7 @@ import { isDigest, type Digest } from '../digest/digest.ts';
 import { isValidTag } from '../reference/name.ts';
 import { InvalidReferenceError, parseReference } from '../reference/reference.ts';
 import { ConfigError } from '../errors/config-error.ts';
+import { defaultDestination, type DefaultTarget } from './default-target.ts';
 import { expandEnv } from './env-expand.ts';
 
 /** Which source tags a rule takes. */
@@ -105,8 +106,11 @@ export function parseDestination(text: string, source: RuleSource, where: string
   return destination;
 }
 
-/** Parses an images document (the file's mapping) into rules; errors name the file and key. */
-export function parseImageRules(document: Record<string, unknown>, file: string, env: NodeJS.ProcessEnv = process.env): ImageRule[] {
+/**
+ * Parses an images document (the file's mapping) into rules; errors name the file and key. An
+ * empty destination goes to the default registry and namespace (`defaults`), as in image-syncer.
+ */
+export function parseImageRules(document: Record<string, unknown>, file: string, env: NodeJS.ProcessEnv = process.env, defaults: DefaultTarget = {}): ImageRule[] {
   const rules: ImageRule[] = [];
   for (const [key, value] of Object.entries(document)) {
     const where = `${file}: key ${JSON.stringify(key)}`;
@@ -115,8 +119,19 @@ export function parseImageRules(document: Record<string, unknown>, file: string,
     if (!targets || targets.length === 0 || targets.some((t) => typeof t !== 'string')) {
       throw new ConfigError(`${where}: the destination must be a string or a non-empty list of strings, got ${JSON.stringify(value)}`);
     }
-    const unique = [...new Set((targets as string[]).map((t) => expandEnv(t, env).trim()))];
-    rules.push({ key, source, destinations: unique.map((t) => parseDestination(t, source, where)) });
+    const destinations = new Map<string, RuleDestination>();
+    for (const written of targets as string[]) {
+      let destination: RuleDestination;
+      if (written.trim() === '') destination = defaultDestination(source, defaults, where);
+      else {
+        const text = expandEnv(written, env).trim();
+        if (text === '') throw new ConfigError(`${where}: the destination ${JSON.stringify(written)} is empty once its variables are expanded (are they set?)`);
+        destination = parseDestination(text, source, where);
+      }
+      // Duplicates are dropped, also when an empty destination names one written out.
+      destinations.set(JSON.stringify([destination.registry, destination.repository, destination.tags, destination.digest]), destination);
+    }
+    rules.push({ key, source, destinations: [...destinations.values()] });
   }
   return rules;
 }

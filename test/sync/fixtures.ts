@@ -18,9 +18,9 @@ export interface SyncRun {
   stderr: string;
 }
 
-/** Starts `skiff sync …` as a child; `done` resolves when it exits. */
-export function startSync(args: string[], env: NodeJS.ProcessEnv = {}): { child: ChildProcess; done: Promise<SyncRun> } {
-  const child = spawn(SKIFF, ['sync', ...args], { env: { ...process.env, DOCKER_CONFIG: '/nonexistent-skiff-test', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** Starts `skiff sync …` as a child (in `options.cwd` when given); `done` resolves when it exits. */
+export function startSync(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): { child: ChildProcess; done: Promise<SyncRun> } {
+  const child = spawn(SKIFF, ['sync', ...args], { env: { ...process.env, DOCKER_CONFIG: '/nonexistent-skiff-test', ...env }, stdio: ['ignore', 'pipe', 'pipe'], ...(options.cwd ? { cwd: options.cwd } : {}) });
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -29,8 +29,8 @@ export function startSync(args: string[], env: NodeJS.ProcessEnv = {}): { child:
   return { child, done };
 }
 
-export function runSync(args: string[], env: NodeJS.ProcessEnv = {}): Promise<SyncRun> {
-  return startSync(args, env).done;
+export function runSync(args: string[], env: NodeJS.ProcessEnv = {}, options: { cwd?: string } = {}): Promise<SyncRun> {
+  return startSync(args, env, options).done;
 }
 
 /** Writes images.json (and an empty-or-given auth.json) into a fresh directory. */
