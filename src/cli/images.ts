@@ -6,6 +6,9 @@ import { imagesText } from '../images/list.ts';
 import { PRUNE_ALL_WARNING, PRUNE_WARNING, formatPruneReport, formatRemoveItems, pruneImages, removeImage } from '../images/remove.ts';
 import { ImageStore, defaultStoreRoot } from '../images/store.ts';
 import { tagImage } from '../images/tag.ts';
+import { errorLine } from './error-line.ts';
+import { imageGroup } from './image-group.ts';
+import { ROOT_FLAG, ROOT_HELP } from './root-option.ts';
 
 /**
  * Docker's local image commands over skiff's image store:
@@ -13,7 +16,8 @@ import { tagImage } from '../images/tag.ts';
  *   inspect / image inspect, history / image history.
  * Each is thin: flags → library call → text. Output goes through `io` so tests can capture it.
  * A failure that stops the command is thrown (main prints it and exits 1); commands over
- * several images (rmi, inspect) report each failure on stderr, go on, and exit 1 at the end.
+ * several images (rmi, inspect) report each failure on stderr in main's format (`skiff: …`),
+ * go on, and exit 1 at the end.
  */
 export interface CliIO {
   out: (text: string) => void;
@@ -32,9 +36,6 @@ export const processIO: CliIO = {
   },
 };
 
-const ROOT_FLAG = '--root <dir>';
-const ROOT_HELP = 'image store directory (default $SKIFF_ROOT or ~/.local/share/skiff)';
-
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
@@ -50,12 +51,6 @@ function parseBool(value: string | boolean | undefined): boolean {
 
 async function openStore(root: string | undefined): Promise<ImageStore> {
   return ImageStore.open(root ?? defaultStoreRoot());
-}
-
-/** `image` as a parent command, shared with other modules that add `image save|load|pull`. */
-function imageGroup(program: Command): Command {
-  const existing = program.commands.find((c) => c.name() === 'image');
-  return existing ?? program.command('image').description('manage local images');
 }
 
 export function registerImages(program: Command, io: CliIO = processIO): void {
@@ -104,7 +99,7 @@ export function registerImages(program: Command, io: CliIO = processIO): void {
             io.out(formatRemoveItems(result.items));
           } catch (error) {
             failed = true;
-            io.err(`Error: ${(error as Error).message}\n`);
+            io.err(errorLine(error));
           }
         }
         if (failed) io.setExitCode(1);
@@ -150,7 +145,7 @@ export function registerImages(program: Command, io: CliIO = processIO): void {
       .action(async (inputs: string[], options: { format?: string; root?: string }) => {
         const { found, errors } = await inspectImages(await openStore(options.root), inputs);
         if (found.length > 0 || !options.format) io.out(renderInspect(found, options.format));
-        for (const error of errors) io.err(`Error: ${error.message}\n`);
+        for (const error of errors) io.err(errorLine(error));
         if (errors.length > 0) io.setExitCode(1);
       });
   inspect(program.command('inspect').description('show low-level information on images'));

@@ -197,23 +197,38 @@ async function prompt(io: LoginIo, question: string, hidden: boolean): Promise<s
   }
 }
 
-/** `skiff login [--username u] [--password-stdin] [registry]` and `skiff logout [registry]`. */
+/** docker's warning for a password on the command line (it lands in shell history and `ps`). */
+export const PASSWORD_FLAG_WARNING = 'WARNING! Using --password via the CLI is insecure. Use --password-stdin.';
+
+/** `skiff login [-u user] [-p password | --password-stdin] [registry]` and `skiff logout [registry]`. */
 export function registerLogin(program: Command, io: LoginIo = processIo()): void {
   program
     .command('login')
     .description('log in to a registry; credentials go to the credential helper configured in Docker\'s config.json, else into config.json')
     .argument('[registry]', 'registry host', DOCKER_HUB_DOMAIN)
     .option('-u, --username <name>', 'username')
+    .option('-p, --password <password>', 'password or token (insecure: prefer --password-stdin)')
     .option('--password-stdin', 'read the password (or token) from standard input')
-    .action(async (registryInput: string, options: { username?: string; passwordStdin?: boolean }) => {
+    .action(async (registryInput: string, options: { username?: string; password?: string; passwordStdin?: boolean }) => {
+      // docker's checks and words (cli/command/registry/login.go), in docker's order.
+      if (options.password !== undefined) {
+        io.stderr.write(`${PASSWORD_FLAG_WARNING}\n`);
+        if (options.passwordStdin) throw new LoginError('--password and --password-stdin are mutually exclusive');
+      }
       const registry = registryArgument(registryInput);
       let username = options.username;
       let password: string;
       if (options.passwordStdin) {
-        if (!username) throw new LoginError('--password-stdin needs --username');
+        if (!username) throw new LoginError('Must provide --username with --password-stdin');
         password = (await readAll(io.stdin)).replace(/\r?\n$/, '');
+      } else if (options.password !== undefined) {
+        password = options.password;
+        if (!username) {
+          if (!io.stdin.isTTY) throw new LoginError('Cannot perform an interactive login from a non TTY device (give --username)');
+          username = (await prompt(io, 'Username: ', false)).trim();
+        }
       } else {
-        if (!io.stdin.isTTY) throw new LoginError('cannot prompt for a password: standard input is not a terminal (use --username and --password-stdin)');
+        if (!io.stdin.isTTY) throw new LoginError('Cannot perform an interactive login from a non TTY device (use --username and --password-stdin)');
         username ||= (await prompt(io, 'Username: ', false)).trim();
         password = await prompt(io, 'Password: ', true);
       }

@@ -1,6 +1,7 @@
 import { enableCompileCache } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../errors/config-error.ts';
+import { commanderErrorLine, errorLine, warningLine } from './error-line.ts';
 
 // Start-up is part of every command's latency (a no-op sync is ~100 ms of work): keep V8's
 // compiled code between runs, and load only the modules of the command being run.
@@ -8,16 +9,34 @@ enableCompileCache();
 
 type Registrar = (program: Command) => void;
 
-/** Commands in help order, each with the names that select it and a loader for its module. */
-const COMMANDS: [names: string[], load: () => Promise<Registrar>][] = [
-  [['serve'], async () => (await import('./serve.ts')).registerServe],
-  [['pull'], async () => (await import('./pull.ts')).registerPull],
-  [['login', 'logout'], async () => (await import('./login.ts')).registerLogin],
-  [['images', 'image', 'rmi', 'tag', 'inspect', 'history'], async () => (await import('./images.ts')).registerImages],
-  [['save', 'load', 'unpack'], async () => (await import('./archive.ts')).registerArchive],
-  [['push'], async () => (await import('./push.ts')).registerPush],
-  [['sync'], async () => (await import('./sync.ts')).registerSync],
+/**
+ * Commands in help order, each with the names that select it, the `image` subcommands its module
+ * adds (docker's `image pull|push|ls|…`), and a loader for its module.
+ */
+const COMMANDS: [names: string[], imageSubcommands: string[], load: () => Promise<Registrar>][] = [
+  [['serve'], [], async () => (await import('./serve.ts')).registerServe],
+  [['pull'], ['pull'], async () => (await import('./pull.ts')).registerPull],
+  [['login', 'logout'], [], async () => (await import('./login.ts')).registerLogin],
+  [['images', 'rmi', 'tag', 'inspect', 'history'], ['ls', 'list', 'rm', 'remove', 'prune', 'tag', 'inspect', 'history'], async () => (await import('./images.ts')).registerImages],
+  [['save', 'load', 'unpack'], ['save', 'load'], async () => (await import('./archive.ts')).registerArchive],
+  [['push'], ['push'], async () => (await import('./push.ts')).registerPush],
+  [['sync'], [], async () => (await import('./sync.ts')).registerSync],
 ];
+
+/**
+ * The modules that define `skiff <args>`: all of them for help, typos and --version; for
+ * `image` without a known subcommand (`skiff image --help`), every module that adds one.
+ */
+function chooseCommands(args: string[]): typeof COMMANDS {
+  // The first two words that are not options name the command (and the `image` subcommand).
+  const [word, sub] = args.filter((arg) => !arg.startsWith('-'));
+  if (word === 'image') {
+    const chosen = COMMANDS.filter(([, imageSubcommands]) => sub !== undefined && imageSubcommands.includes(sub));
+    return chosen.length > 0 ? chosen : COMMANDS.filter(([, imageSubcommands]) => imageSubcommands.length > 0);
+  }
+  const chosen = COMMANDS.filter(([names]) => word !== undefined && names.includes(word));
+  return chosen.length > 0 ? chosen : COMMANDS;
+}
 
 /** Commands whose action returns while their work goes on (the server runs until a signal). */
 const KEEPS_RUNNING = new Set(['serve']);
@@ -34,7 +53,7 @@ const EXIT_GRACE_MS = 2000;
 function exitIfStillRunning(): void {
   setTimeout(() => {
     const left = process.getActiveResourcesInfo().filter((kind) => kind !== 'Timeout');
-    process.stderr.write(`skiff: warning: the command finished but ${left.length > 0 ? left.join(', ') : 'something'} kept the process alive; exiting (please report this)\n`);
+    process.stderr.write(warningLine(`the command finished but ${left.length > 0 ? left.join(', ') : 'something'} kept the process alive; exiting (please report this)`));
     process.exit();
   }, EXIT_GRACE_MS).unref();
 }
@@ -42,13 +61,13 @@ function exitIfStillRunning(): void {
 const program = new Command('skiff')
   .description('container image distribution: registry, mirror, client and syncer')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // Subcommands inherit this (they copy it when created): every error line starts `skiff: `.
+  .configureOutput({ outputError: (text, write) => write(commanderErrorLine(text)) });
 
 try {
-  // The first word that is not an option names the command; help, typos and --version load all.
   const word = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-  const chosen = COMMANDS.filter(([names]) => word !== undefined && names.includes(word));
-  for (const [, load] of chosen.length > 0 ? chosen : COMMANDS) (await load())(program);
+  for (const [, , load] of chooseCommands(process.argv.slice(2))) (await load())(program);
   await program.parseAsync(process.argv);
   if (word === undefined || !KEEPS_RUNNING.has(word)) exitIfStillRunning();
 } catch (error) {
@@ -57,6 +76,6 @@ try {
     process.stderr.write(`skiff: configuration error:\n${error.message}\n`);
     process.exit(2);
   }
-  process.stderr.write(`skiff: ${process.env.SKIFF_DEBUG ? (error as Error).stack : (error as Error).message}\n`);
+  process.stderr.write(errorLine(error, { debug: Boolean(process.env.SKIFF_DEBUG) }));
   process.exit(1);
 }

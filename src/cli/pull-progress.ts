@@ -1,30 +1,29 @@
 import type { Writable } from 'node:stream';
 import { humanSize } from '../images/human.ts';
 import type { PullEvent } from '../images/pull.ts';
+import { ProgressBoard, progressBar, resolveProgressMode, type ProgressMode } from './progress-board.ts';
 
 export { humanSize };
-
-function bar(current: number, total: number): string {
-  const width = 50;
-  const filled = total > 0 ? Math.min(width, Math.floor((current / total) * width)) : 0;
-  return `[${'='.repeat(Math.max(0, filled - 1))}${filled > 0 ? '>' : ''}${' '.repeat(width - filled)}]`;
-}
 
 /**
  * Renders pull events the way `docker pull` does: on a TTY one redrawn line per layer (at most
  * every 100 ms), off a TTY a plain line per status change, or JSON lines with `json`.
+ * A resumed download says where it picked up (`Resuming from 48.2MB`): docker has no resume to
+ * report, and without it a resumed layer looked like one that never started.
  */
 export class PullProgress {
   private readonly out: Writable & { isTTY?: boolean };
   private readonly mode: 'tty' | 'plain' | 'json';
-  private readonly lines = new Map<string, string>();
-  private drawn = 0;
-  private lastDraw = 0;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly board: ProgressBoard;
+  /** Plain mode: the last status printed per layer, so each change is one line. */
+  private readonly printed = new Map<string, string>();
+  /** Where each resumed layer picked up, shown beside its bar on a TTY. */
+  private readonly resumed = new Map<string, number>();
 
-  constructor(out: Writable & { isTTY?: boolean }, mode: 'auto' | 'plain' | 'json' | 'tty' = 'auto') {
+  constructor(out: Writable & { isTTY?: boolean }, mode: ProgressMode | string = 'auto') {
     this.out = out;
-    this.mode = mode === 'auto' ? (out.isTTY ? 'tty' : 'plain') : mode;
+    this.mode = resolveProgressMode(mode, out);
+    this.board = new ProgressBoard(out);
   }
 
   readonly handle = (event: PullEvent): void => {
@@ -33,48 +32,43 @@ export class PullProgress {
       return;
     }
     if (event.type === 'start') {
-      this.out.write(`${event.tag ? `${event.tag}: ` : ''}Pulling from ${event.repository}\n`);
+      this.line(`${event.tag ? `${event.tag}: ` : ''}Pulling from ${event.repository}\n`);
       return;
     }
     if (event.type === 'done') {
-      this.flush();
-      this.out.write(`Digest: ${event.digest}\nStatus: ${event.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${event.reference}\n`);
+      this.line(`Digest: ${event.digest}\nStatus: ${event.updated ? 'Downloaded newer image' : 'Image is up to date'} for ${event.reference}\n`);
       return;
     }
+    if (event.resumedFrom !== undefined && event.resumedFrom > 0) this.resumed.set(event.id, event.resumedFrom);
+    if (this.mode === 'plain') {
+      const status = event.resumedFrom ? `Resuming from ${humanSize(event.resumedFrom)}` : event.status;
+      if (this.printed.get(event.id) === event.status) return;
+      this.printed.set(event.id, event.status);
+      this.out.write(`${event.id}: ${status}\n`);
+      return;
+    }
+    const from = this.resumed.get(event.id);
     const text =
       event.status === 'Downloading' && event.total !== undefined
-        ? `${event.id}: Downloading ${bar(event.current ?? 0, event.total)} ${humanSize(event.current ?? 0)}/${humanSize(event.total)}`
+        ? `${event.id}: Downloading ${progressBar(event.current ?? 0, event.total)} ${humanSize(event.current ?? 0)}/${humanSize(event.total)}${from ? ` (resumed from ${humanSize(from)})` : ''}`
         : `${event.id}: ${event.status}`;
-    if (this.mode === 'plain') {
-      if (event.status !== 'Downloading' || event.current === 0) this.out.write(`${event.id}: ${event.status}\n`);
-      return;
-    }
-    this.lines.set(event.id, text);
-    this.schedule();
+    this.board.set(event.id, text);
   };
 
-  private schedule(): void {
-    const wait = 100 - (Date.now() - this.lastDraw);
-    if (wait <= 0) this.draw();
-    else this.timer ??= setTimeout(() => this.draw(), wait);
-  }
-
-  private draw(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.lastDraw = Date.now();
-    let text = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
-    for (const line of this.lines.values()) text += `\x1b[2K${line}\n`;
-    this.drawn = this.lines.size;
-    this.out.write(text);
+  /** A line of its own: on a TTY below the layers drawn so far, which the next image starts under. */
+  private line(text: string): void {
+    if (this.mode === 'tty') this.board.print(text);
+    else this.out.write(text);
+    this.printed.clear();
+    this.resumed.clear();
   }
 
   flush(): void {
-    if (this.mode === 'tty' && this.lines.size > 0) this.draw();
+    this.board.flush();
   }
 
   /** The last state drawn and no redraw left pending (a failed pull stops between draws). */
   finish(): void {
-    if (this.timer) this.draw();
+    this.board.flush();
   }
 }

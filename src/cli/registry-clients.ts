@@ -9,6 +9,7 @@ import { loadMirrorConfig, type Endpoint, type MirrorSet } from '../client/mirro
 import { RegistryClient } from '../client/registry-client.ts';
 import { DEFAULT_RETRY } from '../client/retry.ts';
 import { NodeHttpTransport } from '../client/transport.ts';
+import { warningLine } from './error-line.ts';
 
 export interface ClientSettings {
   /** PEM file of extra certificate authorities to trust (a private registry's CA). */
@@ -18,7 +19,7 @@ export interface ClientSettings {
   mirrors?: MirrorSet;
 }
 
-/** `--mirror-config`, else `$SKIFF_MIRROR_CONFIG`, else `~/.config/skiff/mirrors.yaml` when present. */
+/** `--mirror-config`, else `$SKIFF_MIRROR_CONFIG`, else `$XDG_CONFIG_HOME` or `~/.config`'s `skiff/mirrors.yaml` when present. */
 export async function loadClientMirrors(file: string | undefined): Promise<MirrorSet> {
   const chosen = file ?? process.env.SKIFF_MIRROR_CONFIG;
   if (chosen) return loadMirrorConfig(chosen);
@@ -26,18 +27,18 @@ export async function loadClientMirrors(file: string | undefined): Promise<Mirro
   return (await access(fallback).then(() => true, () => false)) ? loadMirrorConfig(fallback) : {};
 }
 
-/**
- * The registry clients of one CLI run: one per host (and per mirror endpoint), sharing one
- * connection pool, with credentials from Docker's config and helpers.
- */
 /** A broken credential helper (e.g. Docker Desktop's, not installed here) warns and goes anonymous. */
 function warnOnce(error: Error): void {
   if (warned.has(error.message)) return;
   warned.add(error.message);
-  process.stderr.write(`warning: ${error.message}; continuing without credentials\n`);
+  process.stderr.write(warningLine(`${error.message}; continuing without credentials`));
 }
 const warned = new Set<string>();
 
+/**
+ * The registry clients of one CLI run: one per host (and per mirror endpoint), sharing one
+ * connection pool, with credentials from Docker's config and helpers.
+ */
 export function clientFactory(settings: ClientSettings = {}) {
   const caFile = settings.caFile ?? process.env.SKIFF_CA_FILE;
   // Node's bundled roots plus the given CA, so public registries keep working.
@@ -80,3 +81,6 @@ export function clientFactory(settings: ClientSettings = {}) {
     },
   };
 }
+
+/** The help line of `--mirror-config`, saying what loadClientMirrors does. */
+export const MIRROR_CONFIG_HELP = 'mirrors per registry (default $SKIFF_MIRROR_CONFIG, else $XDG_CONFIG_HOME/skiff/mirrors.yaml, else ~/.config/skiff/mirrors.yaml)';

@@ -19,19 +19,26 @@ export function parseFilters(args: readonly string[], accepted: readonly string[
     if (eq === -1) throw new FilterError('bad format of filter (expected name=value)');
     const key = arg.slice(0, eq).trim().toLowerCase();
     const value = arg.slice(eq + 1).trim();
-    if (!accepted.includes(key)) throw new FilterError(`invalid filter '${key}'`);
+    if (!accepted.includes(key)) throw new FilterError(`invalid filter '${key}' (accepted: ${accepted.join(', ')})`);
     filters.set(key, [...(filters.get(key) ?? []), value]);
   }
   return filters;
 }
 
-/** `true`/`false` filters (docker accepts exactly these words). */
+/**
+ * Boolean filters such as `dangling`: docker's GetBoolOrDefault accepts `true`/`1` and
+ * `false`/`0`, repeated as long as they agree. Unlike docker, a word it does not know is an error
+ * even beside one it does (`dangling=true` with `dangling=yes`), rather than ignored.
+ */
 export function booleanFilter(filters: Filters, key: string): boolean | undefined {
   const values = filters.get(key);
   if (!values) return undefined;
-  const distinct = [...new Set(values)];
-  if (distinct.length === 1 && (distinct[0] === 'true' || distinct[0] === 'false')) return distinct[0] === 'true';
-  throw new FilterError(`invalid filter '${key}=${values.join(',')}'`);
+  const truthy = values.every((v) => v === 'true' || v === '1');
+  const falsy = values.every((v) => v === 'false' || v === '0');
+  if (truthy !== falsy) return truthy;
+  const given = [...new Set(values)].join(',');
+  const why = values.some((v) => !['true', '1', 'false', '0'].includes(v)) ? `${key} takes true or false (or 1 or 0)` : `${key} cannot be both true and false`;
+  throw new FilterError(`invalid filter '${key}=${given}': ${why}`);
 }
 
 /**

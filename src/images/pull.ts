@@ -33,7 +33,8 @@ export type LayerStatus =
 
 export type PullEvent =
   | { type: 'start'; reference: string; repository: string; tag?: string }
-  | { type: 'layer'; id: string; digest: Digest; status: LayerStatus; current?: number; total?: number }
+  /** `resumedFrom`: on the first `Downloading` of a layer picked up from a partial download, where it picked up. */
+  | { type: 'layer'; id: string; digest: Digest; status: LayerStatus; current?: number; total?: number; resumedFrom?: number }
   | { type: 'done'; reference: string; digest: Digest; updated: boolean };
 
 export interface PullOptions {
@@ -101,7 +102,13 @@ export class Puller {
     // One failure stops the other downloads, and pull() returns only once none is left running.
     const stop = new AbortController();
     const signal = options.signal ? AbortSignal.any([options.signal, stop.signal]) : stop.signal;
-    const fetchOptions = { ...options, signal };
+    // A layer that was already there says "Already exists" and nothing more, as in docker.
+    const present = new Set<Digest>();
+    const onEvent = (event: PullEvent) => {
+      if (event.type === 'layer' && event.status === 'Already exists') present.add(event.digest);
+      emit(event);
+    };
+    const fetchOptions = { ...options, signal, onEvent };
     const stopOnFailure = <T>(work: Promise<T>) =>
       work.catch((error: unknown) => {
         stop.abort(error);
@@ -134,7 +141,9 @@ export class Puller {
     await this.store.blobs.put(Readable.from([manifestBody]), descriptor.digest, manifestBody.length);
     const repoDigest = `${canonicalName(ref)}@${top.descriptor.digest}`;
     const record = await recordImage(this.store, { ...descriptor, size: manifestBody.length }, { repoDigests: [repoDigest], uncompressed });
-    for (const layer of parsed.layers) emit({ type: 'layer', id: shortId(layer.digest), digest: layer.digest, status: 'Pull complete' });
+    for (const layer of parsed.layers) {
+      if (!present.has(layer.digest)) emit({ type: 'layer', id: shortId(layer.digest), digest: layer.digest, status: 'Pull complete' });
+    }
 
     let updated: boolean;
     if (ref.tag !== undefined && ref.digest === undefined) {
@@ -197,7 +206,7 @@ export class Puller {
     const emit = options.onEvent ?? (() => undefined);
     const measureStored = () => (isLayer ? (known.get(blob.digest) ?? diffIdOf(this.store, blob)) : undefined);
     const id = shortId(blob.digest);
-    const layerEvent = (status: LayerStatus, extra: { current?: number; total?: number } = {}) => {
+    const layerEvent = (status: LayerStatus, extra: { current?: number; total?: number; resumedFrom?: number } = {}) => {
       if (isLayer) emit({ type: 'layer', id, digest: blob.digest, status, ...extra });
     };
     if ((await this.store.blobs.stat(blob.digest)) === blob.size) {
@@ -221,7 +230,7 @@ export class Puller {
         if (offset > blob.size) offset = 0; // a stale or bogus partial file: start over
         let current = offset;
         let lastEmit = 0;
-        layerEvent('Downloading', { current, total: blob.size });
+        layerEvent('Downloading', { current, total: blob.size, ...(offset > 0 ? { resumedFrom: offset } : {}) });
         // A fresh layer download is measured (DiffID, size) while it arrives: its bytes also go
         // through a decoder (zlib in the thread pool; a big layer's output hashed on the decode
         // thread). A resumed one cannot be decoded from the middle: it is measured from the file

@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import type { RegistryClient } from '../client/registry-client.ts';
 import { shortId, type Digest } from '../digest/digest.ts';
 import type { Descriptor } from '../oci/descriptor.ts';
@@ -9,6 +9,10 @@ import type { ImageStore } from './store.ts';
 
 export type PushStatus = 'Preparing' | 'Waiting' | 'Pushing' | 'Pushed' | 'Layer already exists' | 'Mounted from';
 
+/**
+ * What a push reports, in docker's words. Layers only, as docker does: the config goes up too,
+ * but is small and not shown. `Pushing` repeats with `current` at most every 100 ms.
+ */
 export type PushEvent =
   | { type: 'start'; repository: string }
   | { type: 'layer'; id: string; digest: Digest; status: PushStatus; from?: string; current?: number; total?: number }
@@ -60,11 +64,17 @@ export class Pusher {
       .filter((source) => source.domain === ref.domain && source.path !== ref.path)
       .map((source) => source.path);
     const limiter = new Limiter(options.maxConcurrentUploads ?? 5);
+    // docker lists the layers top first, all "Preparing" at once; those beyond the concurrency
+    // limit then say "Waiting". The same layer twice in one image goes up once.
+    const layers = [...new Map(record.layers.map((layer) => [layer.digest, layer])).values()].reverse();
+    for (const layer of layers) emit({ type: 'layer', id: shortId(layer.digest), digest: layer.digest, status: 'Preparing' });
     await Promise.all(
-      [...record.layers, record.config].map((blob) =>
+      [...layers.map((blob) => ({ blob, shown: true })), { blob: record.config, shown: false }].map(({ blob, shown }) =>
         limiter.run(
-          () => this.pushBlob(client, ref, blob, mountSources, options),
-          () => emit({ type: 'layer', id: shortId(blob.digest), digest: blob.digest, status: 'Waiting' }),
+          () => this.pushBlob(client, ref, blob, mountSources, shown ? options : { ...options, onEvent: undefined }),
+          () => {
+            if (shown) emit({ type: 'layer', id: shortId(blob.digest), digest: blob.digest, status: 'Waiting' });
+          },
         ),
       ),
     );
@@ -77,9 +87,9 @@ export class Pusher {
   }
 
   private async pushBlob(client: RegistryClient, ref: Reference, blob: Descriptor, mountSources: string[], options: PushOptions): Promise<void> {
+    const onEvent = options.onEvent;
     const emit = (status: PushStatus, extra: { from?: string; current?: number; total?: number } = {}) =>
-      options.onEvent?.({ type: 'layer', id: shortId(blob.digest), digest: blob.digest, status, ...extra });
-    emit('Preparing');
+      onEvent?.({ type: 'layer', id: shortId(blob.digest), digest: blob.digest, status, ...extra });
     if ((await client.headBlob(ref.path, blob.digest, options.signal)) !== undefined) return emit('Layer already exists');
     for (const from of mountSources) {
       if (await client.mountBlob(ref.path, blob.digest, from, options.signal).catch(() => false)) return emit('Mounted from', { from });
@@ -88,10 +98,29 @@ export class Pusher {
     // Each attempt opens the file again; a failed one may leave its reader unconsumed, and a
     // FileHandle left to the garbage collector is a leak (and DEP0137): close them all here.
     const readers: Readable[] = [];
+    let lastEmit = Date.now();
     const open = async (offset: number): Promise<Readable> => {
-      const reader = offset >= blob.size ? Readable.from([]) : await this.store.blobs.reader(blob.digest, { start: offset, end: blob.size - 1 });
-      readers.push(reader);
-      return reader;
+      const file = offset >= blob.size ? Readable.from([]) : await this.store.blobs.reader(blob.digest, { start: offset, end: blob.size - 1 });
+      readers.push(file);
+      if (!onEvent) return file;
+      // Counted as the client reads (docker's progress reader does the same); a resumed attempt
+      // starts counting again from where the registry said it stands.
+      let sent = offset;
+      const counter = new Transform({
+        transform(chunk: Buffer, _encoding, callback) {
+          sent += chunk.length;
+          const now = Date.now();
+          if (now - lastEmit >= 100) {
+            lastEmit = now;
+            emit('Pushing', { current: sent, total: blob.size });
+          }
+          callback(null, chunk);
+        },
+      });
+      // Errors reach the client through `counter`; destroying `counter` closes the file.
+      pipeline(file, counter, () => undefined);
+      readers.push(counter);
+      return counter;
     };
     try {
       await client.pushBlob(ref.path, blob, open, options.signal);

@@ -1,4 +1,4 @@
-import { parseReference, type Reference } from '../reference/reference.ts';
+import { formatFamiliar, parseReference, type Reference } from '../reference/reference.ts';
 import { loadImages, type LocalImage } from './catalog.ts';
 import type { ImageStore } from './store.ts';
 
@@ -10,8 +10,9 @@ import type { ImageStore } from './store.ts';
  */
 export class NoSuchImageError extends Error {
   readonly input: string;
+  /** docker's words: the name as docker shows it, with the default tag (`No such image: x:latest`). */
   constructor(input: string) {
-    super(`No such image: ${input}`);
+    super(`No such image: ${shownAs(input)}`);
     this.name = 'NoSuchImageError';
     this.input = input;
   }
@@ -51,6 +52,11 @@ export function findImage(images: LocalImage[], input: string): ResolvedImage {
 
 export async function resolveImage(store: ImageStore, input: string): Promise<ResolvedImage> {
   return findImage(await loadImages(store), input);
+}
+
+function shownAs(input: string): string {
+  const reference = tryReference(input);
+  return reference ? formatFamiliar(reference) : input;
 }
 
 function tryReference(input: string): Reference | undefined {

@@ -57,7 +57,7 @@ export class SyncRunner {
       connections: Math.max(16, options.proc * 2),
       ...(options.retry ? { retry: options.retry } : {}),
       ...(options.dockerConfig !== undefined ? { dockerConfig: options.dockerConfig } : {}),
-      onCredentialWarning: (message) => process.stderr.write(`warning: ${message}\n`),
+      onCredentialWarning: (message) => process.stderr.write(`skiff: warning: ${message}\n`),
     });
     this.requests = new Limiter(options.requests ?? 16);
     const signal = options.signal ? { signal: options.signal } : {};

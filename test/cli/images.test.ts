@@ -98,7 +98,7 @@ describe('skiff images commands (CLI, in-process)', () => {
   test('rmi: Untagged/Deleted lines; each failure on stderr, the rest still done, exit 1', async () => {
     const run = await skiff(['rmi', 'alpine:3.20', 'nothere', 'user/app:v1', ...root()]);
     assert.equal(run.exitCode, 1);
-    assert.equal(run.err, 'Error: No such image: nothere\n');
+    assert.equal(run.err, 'skiff: No such image: nothere:latest\n');
     assert.match(run.out, /^Untagged: alpine:3\.20\nUntagged: user\/app:v1\nDeleted: sha256:[0-9a-f]{64}\nDeleted: sha256:[0-9a-f]{64}\n$/);
     assert.equal((await skiff(['images', '-q', ...root()])).out, `${id(alpine)}\n${id(dangling)}\n`);
   });
@@ -149,7 +149,7 @@ describe('skiff images commands (CLI, in-process)', () => {
     await skiff(['image', 'tag', id(app), 'ghcr.io/o/app', ...root()]);
     const out = (await skiff(['images', '--format', '{{.Repository}}:{{.Tag}}', ...root()])).out;
     assert.equal(out, 'alpine:3.20\nalpine:latest\nmine/alpine:v1\nghcr.io/o/app:latest\nuser/app:v1\n<none>:<none>\n');
-    await assert.rejects(skiff(['tag', 'nothere', 'x', ...root()]), /No such image: nothere/);
+    await assert.rejects(skiff(['tag', 'nothere', 'x', ...root()]), /No such image: nothere:latest/);
   });
 
   test('inspect: JSON array; -f template; unknown images → stderr and exit 1', async () => {
@@ -159,7 +159,7 @@ describe('skiff images commands (CLI, in-process)', () => {
     assert.deepEqual(parsed[0]?.RepoTags, ['alpine:3.20', 'alpine:latest']);
     const mixed = await skiff(['image', 'inspect', '-f', '{{.Id}}', 'user/app:v1', 'nothere', ...root()]);
     assert.equal(mixed.out, `${app.config.descriptor.digest}\n`);
-    assert.equal(mixed.err, 'Error: No such image: nothere\n');
+    assert.equal(mixed.err, 'skiff: No such image: nothere:latest\n');
     assert.equal(mixed.exitCode, 1);
     const none = await skiff(['inspect', 'nothere', ...root()]);
     assert.equal(none.out, '[]\n');

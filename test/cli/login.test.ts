@@ -226,10 +226,32 @@ describe('skiff login / logout (commander wiring)', () => {
     await assert.rejects(stat(join(dir, 'config.json')), { code: 'ENOENT' });
   });
 
+  test('-p: docker\'s warning on stderr, then the same login as --password-stdin', async () => {
+    const dir = join(root, 'p');
+    const r = run(['login', '-u', 'alice', '-p', 'correct horse', basic.host], '', { DOCKER_CONFIG: dir });
+    await r.done;
+    assert.equal(r.out(), 'Login Succeeded\n');
+    assert.equal(r.err().split('\n')[0], 'WARNING! Using --password via the CLI is insecure. Use --password-stdin.');
+    const config = JSON.parse(await readFile(join(dir, 'config.json'), 'utf8')) as { auths: Record<string, { auth: string }> };
+    assert.equal(Buffer.from(config.auths[basic.host]!.auth, 'base64').toString(), 'alice:correct horse');
+    const wrong = run(['login', '--username', 'alice', '--password', 'wrong', basic.host], '', { DOCKER_CONFIG: dir });
+    await assert.rejects(wrong.done, { message: `wrong username or password for ${basic.host}` });
+    assert.match(wrong.err(), /^WARNING! Using --password via the CLI is insecure/);
+  });
+
+  test('-p with --password-stdin, or without a username and no terminal: docker\'s words', async () => {
+    const env = { DOCKER_CONFIG: join(root, 'q') };
+    const both = run(['login', '-u', 'alice', '-p', 'x', '--password-stdin', basic.host], 'x\n', env);
+    await assert.rejects(both.done, { message: '--password and --password-stdin are mutually exclusive' });
+    assert.match(both.err(), /^WARNING! Using --password via the CLI is insecure/, 'the warning comes first, as in docker');
+    await assert.rejects(run(['login', '-p', 'x', basic.host], '', env).done, { message: 'Cannot perform an interactive login from a non TTY device (give --username)' });
+    await assert.rejects(stat(join(root, 'q', 'config.json')), { code: 'ENOENT' });
+  });
+
   test('misuse is explained: --password-stdin without --username, no terminal to prompt on, empty password', async () => {
     const env = { DOCKER_CONFIG: join(root, 'c') };
-    await assert.rejects(run(['login', '--password-stdin', basic.host], 'pw\n', env).done, { message: '--password-stdin needs --username' });
-    await assert.rejects(run(['login', '-u', 'alice', basic.host], '', env).done, /standard input is not a terminal \(use --username and --password-stdin\)/);
+    await assert.rejects(run(['login', '--password-stdin', basic.host], 'pw\n', env).done, { message: 'Must provide --username with --password-stdin' });
+    await assert.rejects(run(['login', '-u', 'alice', basic.host], '', env).done, /^LoginError: Cannot perform an interactive login from a non TTY device \(use --username and --password-stdin\)$/);
     await assert.rejects(run(['login', '-u', 'alice', '--password-stdin', basic.host], '\n', env).done, /a password is required/);
     await assert.rejects(run(['login', '-u', 'alice', '--password-stdin', 'https://bad host/'], 'pw', env).done, /is not a registry host/);
   });

@@ -75,6 +75,49 @@ describe('docker-style pull progress', () => {
     assert.match(output, /Status: Image is up to date for alpine:3\.20\n$/);
   });
 
+  test('an up-to-date pull off a TTY: "Already exists" per layer and nothing after it (issue 10)', () => {
+    const { out, text } = sink(false);
+    const progress = new PullProgress(out, 'plain');
+    progress.handle({ type: 'start', reference: 'alpine:3.20', repository: 'library/alpine', tag: '3.20' });
+    progress.handle(layer('Already exists'));
+    progress.handle({ type: 'done', reference: 'alpine:3.20', digest, updated: false });
+    assert.equal(text(), `3.20: Pulling from library/alpine\nabababababab: Already exists\nDigest: ${digest}\nStatus: Image is up to date for alpine:3.20\n`);
+  });
+
+  test('a resumed layer says where it picked up, off a TTY and on one (issue 10)', () => {
+    const plain = sink(false);
+    const progress = new PullProgress(plain.out, 'plain');
+    progress.handle(layer('Pulling fs layer'));
+    progress.handle({ ...layer('Downloading', { current: 48_200_000, total: 100_000_000 }), resumedFrom: 48_200_000 } as PullEvent);
+    progress.handle(layer('Downloading', { current: 60_000_000, total: 100_000_000 }));
+    progress.handle(layer('Verifying Checksum'));
+    assert.equal(plain.text(), 'abababababab: Pulling fs layer\nabababababab: Resuming from 48.2MB\nabababababab: Verifying Checksum\n');
+
+    const tty = sink(true);
+    const board = new PullProgress(tty.out, 'tty');
+    board.handle({ ...layer('Downloading', { current: 48_200_000, total: 100_000_000 }), resumedFrom: 48_200_000 } as PullEvent);
+    board.finish();
+    assert.match(tty.text(), /abababababab: Downloading \[=+>\s+\] 48\.2MB\/100MB \(resumed from 48\.2MB\)\n$/);
+  });
+
+  test('on a TTY, the next image of pull -a starts its lines under the last one instead of over it', () => {
+    const { out, text } = sink(true);
+    const progress = new PullProgress(out, 'tty');
+    progress.handle({ type: 'start', reference: 'x:1', repository: 'library/x', tag: '1' });
+    progress.handle(layer('Pull complete'));
+    progress.handle({ type: 'done', reference: 'x:1', digest, updated: true });
+    progress.handle({ type: 'start', reference: 'x:2', repository: 'library/x', tag: '2' });
+    progress.handle(layer('Already exists'));
+    progress.finish();
+    const after = text().slice(text().indexOf('2: Pulling from'));
+    assert.doesNotMatch(after, /\x1b\[\d+A/, 'no cursor-up past the lines printed for the previous image');
+    assert.match(after, /\x1b\[2Kabababababab: Already exists\n$/);
+  });
+
+  test('an unknown --progress is refused with the choices', () => {
+    assert.throws(() => new PullProgress(sink(false).out, 'fancy'), /invalid --progress "fancy" \(choose auto, plain, json or tty\)/);
+  });
+
   test('--progress json prints one event per line', () => {
     const { out, text } = sink(false);
     const progress = new PullProgress(out, 'json');

@@ -96,6 +96,6 @@ describe('history', () => {
     assert.equal(rows.length, 1);
     assert.equal(rows[0]?.size, rec.unpackedSize);
     assert.equal(rows[0]?.id, single.config.descriptor.digest);
-    await assert.rejects(imageHistory(store, 'nope'), /No such image: nope/);
+    await assert.rejects(imageHistory(store, 'nope'), /No such image: nope:latest/);
   });
 });

@@ -87,7 +87,7 @@ describe('image inspect', () => {
     );
     assert.deepEqual(
       errors.map((e) => e.message),
-      ['No such image: nothere'],
+      ['No such image: nothere:latest'],
     );
   });
 

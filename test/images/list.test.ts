@@ -127,7 +127,16 @@ describe('images (docker images)', () => {
         'user/app:v1',
         'busybox:<none>',
       ]);
-      await assert.rejects(ids({ filters: ['dangling=maybe'] }), (e: unknown) => e instanceof FilterError && e.message === "invalid filter 'dangling=maybe'");
+      await assert.rejects(ids({ filters: ['dangling=maybe'] }), (e: unknown) => e instanceof FilterError && e.message === "invalid filter 'dangling=maybe': dangling takes true or false (or 1 or 0)");
+    });
+
+    test('dangling takes docker\'s 1 and 0 too, repeated when they agree; yes and a conflict say what is accepted (issue 10)', async () => {
+      assert.deepEqual(await ids({ filters: ['dangling=1'] }), await ids({ filters: ['dangling=true'] }));
+      assert.deepEqual(await ids({ filters: ['dangling=0'] }), await ids({ filters: ['dangling=false'] }));
+      assert.deepEqual(await ids({ filters: ['dangling=true', 'dangling=1'] }), await ids({ filters: ['dangling=true'] }));
+      await assert.rejects(ids({ filters: ['dangling=yes'] }), { name: 'FilterError', message: "invalid filter 'dangling=yes': dangling takes true or false (or 1 or 0)" });
+      await assert.rejects(ids({ filters: ['dangling=true', 'dangling=yes'] }), { message: "invalid filter 'dangling=true,yes': dangling takes true or false (or 1 or 0)" });
+      await assert.rejects(ids({ filters: ['dangling=true', 'dangling=0'] }), { message: "invalid filter 'dangling=true,0': dangling cannot be both true and false" });
     });
 
     test('label=k and label=k=v, several ANDed', async () => {
@@ -173,7 +182,7 @@ describe('images (docker images)', () => {
     });
 
     test('unknown keys, missing "=" and bad globs are errors', async () => {
-      await assert.rejects(ids({ filters: ['foo=bar'] }), (e: unknown) => e instanceof FilterError && e.message === "invalid filter 'foo'");
+      await assert.rejects(ids({ filters: ['foo=bar'] }), (e: unknown) => e instanceof FilterError && e.message === "invalid filter 'foo' (accepted: dangling, label, before, since, reference)");
       await assert.rejects(ids({ filters: ['dangling'] }), /bad format of filter \(expected name=value\)/);
       await assert.rejects(ids({ filters: ['reference=[a-'] }), BadPatternError);
     });

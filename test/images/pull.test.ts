@@ -74,9 +74,15 @@ describe('skiff pull into the local store', () => {
       }
       const statuses = events.filter((e) => e.type === 'layer' && e.digest === amd64.layers[0]!.descriptor.digest).map((e) => (e as { status: string }).status);
       assert.deepEqual([...new Set(statuses)], ['Pulling fs layer', 'Downloading', 'Verifying Checksum', 'Download complete', 'Extracting', 'Pull complete']);
-      const again = await puller().pull(`${host}/lib/multi:v1`, { platform: { os: 'linux', architecture: 'amd64' } });
+      const againEvents: PullEvent[] = [];
+      const again = await puller().pull(`${host}/lib/multi:v1`, { platform: { os: 'linux', architecture: 'amd64' }, onEvent: (e) => againEvents.push(e) });
       assert.equal(again.updated, false, 'second pull: up to date');
       assert.equal(blobGets(amd64.layers[0]!.descriptor.digest), 1, 'layers not downloaded twice');
+      // docker says only "Already exists" for a layer it has; "Pull complete" after it was wrong (issue 10).
+      assert.deepEqual(
+        againEvents.filter((e) => e.type === 'layer').map((e) => [e.digest, (e as { status: string }).status]),
+        amd64.layers.map((l) => [l.descriptor.digest, 'Already exists']),
+      );
     } finally {
       await cleanup();
     }
@@ -148,9 +154,16 @@ describe('skiff pull into the local store', () => {
       assert.equal((await store.refs()).length, 0, 'nothing tagged after a failed pull');
       proxy.decide = () => undefined;
       proxy.requests.length = 0;
-      await puller().pull(`${host}/lib/multi:v1`, { platform: { os: 'linux', architecture: 'amd64' } });
+      const events: PullEvent[] = [];
+      await puller().pull(`${host}/lib/multi:v1`, { platform: { os: 'linux', architecture: 'amd64' }, onEvent: (e) => events.push(e) });
       const resumed = proxy.requests.find((r) => r.url.endsWith(`/blobs/${big.descriptor.digest}`));
       assert.match(resumed?.range ?? '', /^bytes=[1-9]\d*-$/, 'the second pull asked only for the rest');
+      // The first Downloading of the resumed layer says where it picked up (issue 10); the others start at 0.
+      const firstDownloading = (digest: string) => events.find((e) => e.type === 'layer' && e.digest === digest && e.status === 'Downloading') as { resumedFrom?: number; current?: number } | undefined;
+      const from = Number(/^bytes=(\d+)-$/.exec(resumed!.range!)![1]);
+      assert.equal(firstDownloading(big.descriptor.digest)?.resumedFrom, from);
+      assert.equal(firstDownloading(big.descriptor.digest)?.current, from);
+      assert.equal(firstDownloading(amd64.layers[0]!.descriptor.digest)?.resumedFrom, undefined);
       assert.equal((await store.refs()).length, 1);
     } finally {
       await cleanup();
@@ -207,6 +220,9 @@ describe('skiff pull into the local store', () => {
       const results = await puller().pullAllTags(`${host}/lib/tags`);
       assert.deepEqual(results.map((r) => r.reference), [`${host}/lib/tags:1`, `${host}/lib/tags:2`]);
       assert.deepEqual((await store.refs()).map((r) => r.name).sort(), [`${host}/lib/tags:1`, `${host}/lib/tags:2`]);
+      // A repository whose tags are all gone (the manifest pushed by digest only) pulls nothing.
+      await pushImage(registry.url, 'lib/untagged', image);
+      assert.deepEqual(await puller().pullAllTags(`${host}/lib/untagged`), []);
     } finally {
       await cleanup();
     }

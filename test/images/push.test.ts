@@ -50,7 +50,7 @@ describe('skiff push from the local store', () => {
     const events: PushEvent[] = [];
     const pushed = await new Pusher(store, clientFor).push(`${host}/team/app:v1`, { onEvent: (e) => events.push(e) });
     assert.deepEqual(pushed, [{ tag: 'v1', digest: image.manifest.descriptor.digest }]);
-    assert.deepEqual(statuses(events), ['Pushed', 'Pushed', 'Pushed']);
+    assert.deepEqual(statuses(events), ['Pushed', 'Pushed']);
     const check = clientFor(host);
     const got = await check.getManifest('team/app', 'v1');
     assert.deepEqual(got.body, image.manifest.data);
@@ -60,7 +60,27 @@ describe('skiff push from the local store', () => {
   test('pushing again skips every blob ("Layer already exists")', async () => {
     const events: PushEvent[] = [];
     await new Pusher(store, clientFor).push(`${host}/team/app:v1`, { onEvent: (e) => events.push(e) });
-    assert.deepEqual(statuses(events), ['Layer already exists', 'Layer already exists', 'Layer already exists']);
+    assert.deepEqual(statuses(events), ['Layer already exists', 'Layer already exists']);
+  });
+
+  test('events as docker shows them: every layer Preparing (top first), Waiting beyond the limit, Pushing with bytes, Pushed; no config (issue 10)', async () => {
+    const big = await makeImage({ seed: 'push-events', layers: 3, layerSize: 300_000 });
+    await storeTestImage(store, big, `${host}/team/events:v1`);
+    const events: PushEvent[] = [];
+    await new Pusher(store, clientFor).push(`${host}/team/events:v1`, { maxConcurrentUploads: 1, onEvent: (e) => events.push(e) });
+    const layers = events.filter((e): e is PushEvent & { type: 'layer' } => e.type === 'layer');
+    const top = [...big.layers].reverse().map((l) => l.descriptor.digest);
+    assert.deepEqual(layers.slice(0, 3).map((e) => [e.status, e.digest]), top.map((d) => ['Preparing', d]));
+    assert.deepEqual(layers.filter((e) => e.status === 'Waiting').map((e) => e.digest), top.slice(1), 'with one upload at a time, the other two wait');
+    assert.ok(!layers.some((e) => e.digest === big.config.descriptor.digest), 'the config is not shown');
+    for (const { descriptor } of big.layers) {
+      const digest = descriptor.digest;
+      const pushing = layers.filter((e) => e.digest === digest && e.status === 'Pushing');
+      assert.deepEqual(pushing[0]?.current, 0);
+      assert.ok(pushing.every((e) => e.total === descriptor.size && e.current! <= descriptor.size));
+      assert.equal(layers.filter((e) => e.digest === digest).at(-1)?.status, 'Pushed');
+    }
+    assert.deepEqual(events.at(-1), { type: 'done', tag: 'v1', digest: big.manifest.descriptor.digest, size: big.manifest.data.length });
   });
 
   test('blobs the registry holds in the source repository are mounted, not uploaded', async () => {
@@ -74,7 +94,8 @@ describe('skiff push from the local store', () => {
       proxy.requests.length = 0;
       const events: PushEvent[] = [];
       await new Pusher(mountStore, clientFor).push(`${host}/copies/base:v1`, { onEvent: (e) => events.push(e) });
-      assert.deepEqual(statuses(events), ['Mounted from', 'Mounted from', 'Mounted from']);
+      assert.deepEqual(statuses(events), ['Mounted from', 'Mounted from']);
+      assert.ok(events.every((e) => e.type !== 'layer' || e.status !== 'Mounted from' || e.from === 'origin/base'), 'names the repository mounted from');
       assert.equal(proxy.count((r) => r.method === 'PATCH'), 0, 'no bytes uploaded');
     } finally {
       await rm(local, { recursive: true, force: true });

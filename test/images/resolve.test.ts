@@ -38,7 +38,7 @@ describe('resolveImage', () => {
     await resolvesTo('docker.io/library/alpine', alpine);
     await resolvesTo('index.docker.io/library/alpine:3.20', alpine);
     await resolvesTo('ghcr.io/o/app:v1', app);
-    await assert.rejects(resolveImage(store, 'ghcr.io/o/app'), (e: unknown) => e instanceof NoSuchImageError && e.message === 'No such image: ghcr.io/o/app');
+    await assert.rejects(resolveImage(store, 'ghcr.io/o/app'), (e: unknown) => e instanceof NoSuchImageError && e.message === 'No such image: ghcr.io/o/app:latest');
   });
 
   test('by name@digest: a repo digest or the manifest digest', async () => {
