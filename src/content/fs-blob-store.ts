@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
 import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
-import { BlobNotFoundError, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
+import { BlobNotFoundError, type AppendOptions, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import { SendBuffers } from './send-buffers.ts';
 import { guardStorage, storageError } from './storage-errors.ts';
@@ -218,7 +218,7 @@ class FsIngest implements Ingest {
     return (await stat(this.path)).size;
   }
 
-  async append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal; onProgress?: (bytesThisAppend: number) => void }): Promise<number> {
+  async append(source: Readable, options: AppendOptions): Promise<number> {
     return this.store.locks.run(this.ref, async () => {
       const operation = `writing ingest ${this.ref}`;
       await guardStorage(operation, async () => {
@@ -237,6 +237,8 @@ class FsIngest implements Ingest {
       else if (state && state.offset !== options.offset) state = undefined;
       this.store.setHashState(this.ref, undefined);
       let written = 0;
+      let hashed = 0;
+      let landed = options.offset;
       // flush: fsync before close, so an acknowledged chunk survives a crash.
       const sink = createWriteStream(this.path, { flags: 'r+', start: options.offset, flush: true, highWaterMark: READ_CHUNK });
       // A write, the fsync or the close can fail at any moment (ENOSPC, EIO), also while the
@@ -260,8 +262,15 @@ class FsIngest implements Ingest {
           written += chunk.length;
           if (options.maxBytes !== undefined && written > options.maxBytes) throw new SizeMismatchError('upload', options.maxBytes, written);
           state?.hash.update(chunk);
+          hashed += chunk.length;
           options.onProgress?.(written);
-          if (!sink.write(chunk)) await drained(sink, () => sinkError);
+          const onWritten = options.onWritten;
+          const accepted = onWritten
+            ? sink.write(chunk, (error) => {
+                if (!error) onWritten((landed += chunk.length));
+              })
+            : sink.write(chunk);
+          if (!accepted) await drained(sink, () => sinkError);
         }
       } catch (error) {
         failure = options.signal?.aborted ? options.signal.reason : error;
@@ -273,7 +282,9 @@ class FsIngest implements Ingest {
       // A storage failure outranks what it caused (a source destroyed after the sink broke).
       if (sinkError) throw storageError(sinkError, operation);
       if (failure !== undefined) {
-        // Bytes past maxBytes were never written; what is on disk is a clean prefix.
+        // Bytes past maxBytes were never written; what is on disk is a clean prefix, and the
+        // running hash covers exactly it: a resumed upload continues it instead of re-reading.
+        if (state) this.store.setHashState(this.ref, { ...state, offset: options.offset + hashed });
         throw failure;
       }
       if (state) this.store.setHashState(this.ref, { ...state, offset: options.offset + written });

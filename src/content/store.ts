@@ -14,6 +14,16 @@ export interface CommitResult {
   alreadyExisted: boolean;
 }
 
+export interface AppendOptions {
+  offset: number;
+  maxBytes?: number;
+  signal?: AbortSignal;
+  /** Bytes taken from the source so far in this append (before they are written). */
+  onProgress?: (bytesThisAppend: number) => void;
+  /** The ingest's size each time a chunk has been handed to the file (readers may read up to it). */
+  onWritten?: (size: number) => void;
+}
+
 /**
  * A resumable write in progress ("ingest", as containerd calls it). Bytes only become
  * visible under a digest through `commit`, after they were verified and made durable.
@@ -27,7 +37,7 @@ export interface Ingest {
    * `maxBytes` bounds this append so a peer cannot write more than it promised.
    * Resolves to the new size. On failure, keeps what reached the disk.
    */
-  append(source: Readable, options: { offset: number; maxBytes?: number; signal?: AbortSignal; onProgress?: (bytesThisAppend: number) => void }): Promise<number>;
+  append(source: Readable, options: AppendOptions): Promise<number>;
   /** Verifies size and digest, then moves the bytes into place atomically. Removes the ingest either way. */
   commit(expected: Digest, expectedSize?: number): Promise<CommitResult>;
   /** Drops the ingest and its bytes. */

@@ -109,3 +109,32 @@ describe('FsBlobStore specifics', () => {
     await assert.rejects(store.stat('sha256:abc' as never), InvalidDigestError);
   });
 });
+
+describe('FsBlobStore: a source that breaks keeps the running hash', () => {
+  test('the hash covers exactly the bytes on disk, so the resumed append continues it and commit reads nothing back', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      const data = randomBytes(3 * 1024 * 1024);
+      const ingest = await store.ingest('broken-source');
+      const breaking = new Readable({
+        read() {
+          this.push(data.subarray(0, 1024 * 1024));
+          this.destroy(new Error('connection reset'));
+        },
+      });
+      await assert.rejects(ingest.append(breaking, { offset: 0 }), /connection reset/);
+      const kept = await ingest.size();
+      assert.equal(kept, 1024 * 1024);
+      assert.equal(store.hashState('broken-source')?.offset, kept);
+      let written = 0;
+      await ingest.append(Readable.from([data.subarray(kept)]), { offset: kept, onWritten: (size) => (written = size) });
+      assert.equal(written, data.length, 'onWritten reports the ingest size once the last chunk is in the file');
+      assert.equal(store.hashState('broken-source')?.offset, data.length);
+      const result = await ingest.commit(digestOf(data), data.length);
+      assert.equal(result.digest, digestOf(data));
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+});
