@@ -19,7 +19,8 @@ const ALLOWED: Record<string, string[]> = {
   content: BASE,
   graph: [...BASE, 'content'],
   client: [...BASE, 'content', 'graph'],
-  server: [...BASE, 'content', 'graph'],
+  // The mirror's fallback to upstreams lives in proxy, the only part of the server that reaches `client`.
+  server: [...BASE, 'content', 'graph', 'proxy'],
   images: [...BASE, 'content', 'graph', 'client'],
   sync: [...BASE, 'content', 'graph', 'client'],
   proxy: [...BASE, 'content', 'graph', 'client'],

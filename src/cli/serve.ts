@@ -22,6 +22,7 @@ export function registerServe(program: Command): void {
     .option('--upload-expiry <duration>', 'purge upload sessions idle this long (default 24h)')
     .option('--send-buffer-memory <size>', 'read buffers all blob responses may hold together (default 16MiB)')
     .option('--manifest-body-memory <size>', 'memory all manifest bodies in flight may hold together (default 64MiB)')
+    .option('--proxy <url>', 'mirror mode: pull unprefixed names through this upstream registry (several upstreams: upstreams: in --config; see docs/mirror.md)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.
       const typed = (key: string) => command.getOptionValueSource(key) === 'cli';
@@ -40,6 +41,7 @@ export function registerServe(program: Command): void {
           uploadExpiry: options.uploadExpiry,
           sendBufferMemory: options.sendBufferMemory,
           manifestBodyMemory: options.manifestBodyMemory,
+          proxy: options.proxy,
         },
         options.config as string | undefined,
       );

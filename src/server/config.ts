@@ -3,7 +3,9 @@ import { readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../errors/config-error.ts';
+import type { UpstreamConfig } from '../proxy/upstream-config.ts';
 import { parseDuration, parseSize, type FreeSpaceRule } from './units.ts';
+import { configuredUpstreams, parseProxy, parseUpstreamList } from './upstream-config.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
 export interface ServeConfig {
@@ -28,6 +30,10 @@ export interface ServeConfig {
   sendBufferMemory: number;
   /** Bytes all manifest bodies being received together may hold. */
   manifestBodyMemory: number;
+  /** Mirror mode: the URL of the default upstream (`--proxy`); unprefixed names are pulled through it. */
+  proxy?: string;
+  /** Mirror mode: the upstream registries pulled through (YAML only). See docs/mirror.md. */
+  upstreams?: UpstreamConfig[];
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -86,6 +92,8 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   uploadExpiry: durationField(1000),
   sendBufferMemory: sizeField(1024 * 1024),
   manifestBodyMemory: sizeField(4 * 1024 * 1024),
+  proxy: parseProxy,
+  upstreams: parseUpstreamList,
 };
 
 function parseSizeOrPercent(v: unknown): Parsed<FreeSpaceRule> {
@@ -135,7 +143,8 @@ function check(values: Record<string, unknown>, where: string, into: Record<stri
       continue;
     }
     const parsed = parse(value);
-    if ('problem' in parsed) problems.push(`${where}: ${key}: ${parsed.problem}`);
+    // A list's problems come one per line, each naming its entry: `upstreams[1].url: …`.
+    if ('problem' in parsed) for (const line of parsed.problem.split('\n')) problems.push(`${where}: ${key}${line.startsWith('[') ? '' : ': '}${line}`);
     else into[key] = parsed.value;
   }
   return problems;
@@ -166,6 +175,7 @@ export async function resolveServeConfig(flags: Record<string, unknown>, file?: 
   const resolved: Record<string, unknown> = { ...defaults(), data: defaultDataDir() };
   const problems = [...check(fromFile, file ?? '', resolved), ...check(fromFlags, 'flags', resolved)];
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
+  configuredUpstreams(resolved, fromFlags.proxy !== undefined ? 'flags' : (file ?? 'flags'));
   return resolved as unknown as ServeConfig;
 }
 

@@ -20,7 +20,7 @@ const REFUSAL =
  * clients back off and retry. The refusal is written before the request is read: it is the
  * answer to whatever that connection sends first.
  */
-export function limitConnections(server: Server, max: number, log: Logger, onCount?: (open: number) => void): { open(): number } {
+export function limitConnections(server: Server, max: number, log: Logger, onCount?: (open: number) => void, onRefuse?: () => void): { open(): number } {
   const httpListeners = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
   let open = 0;
@@ -29,6 +29,7 @@ export function limitConnections(server: Server, max: number, log: Logger, onCou
   server.on('connection', (socket: Socket) => {
     if (open >= max) {
       refused++;
+      onRefuse?.();
       const now = Date.now();
       if (now - lastReport > 10_000) {
         log.warn({ open, maxConnections: max, refused }, 'connection limit reached: answering new connections 503 (maxConnections)');

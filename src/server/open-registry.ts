@@ -1,7 +1,9 @@
 import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
+import { pino, type Logger } from 'pino';
 import { FsBlobStore } from '../content/fs-blob-store.ts';
 import { SendBuffers } from '../content/send-buffers.ts';
+import type { UpstreamConfig } from '../proxy/upstream-config.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { Registry, type RegistryOptions } from './registry.ts';
 import { registryLayout } from './storage/layout.ts';
@@ -12,7 +14,7 @@ import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
  * one-shot writes that never committed, and ingest files whose session is gone.
  * Upload sessions themselves survive, so clients can resume them.
  */
-export async function openRegistry(dataDir: string, options: RegistryOptions & { sendBufferMemory?: number }): Promise<Registry> {
+export async function openRegistry(dataDir: string, options: RegistryOptions & { sendBufferMemory?: number; upstreams?: UpstreamConfig[]; log?: Logger }): Promise<Registry> {
   const layout = registryLayout(dataDir);
   await prepareDataDir(dataDir);
   const sendBuffers = options.sendBufferMemory !== undefined ? new SendBuffers(options.sendBufferMemory) : undefined;
@@ -21,5 +23,13 @@ export async function openRegistry(dataDir: string, options: RegistryOptions & {
   for (const name of await readdir(layout.ingest)) {
     if (name.startsWith('put-') || (await metadata.getUpload(name)) === undefined) await rm(join(layout.ingest, name), { force: true });
   }
-  return new Registry(blobs, metadata, options);
+  const registry = new Registry(blobs, metadata, options);
+  // Mirror mode: cached repositories fall back to their upstreams (a crash's `fill-*` ingests went above).
+  if (options.upstreams && options.upstreams.length > 0) {
+    // Loaded only in mirror mode: a plain registry never loads the HTTP client.
+    const [{ Mirror }, { Upstreams }] = await Promise.all([import('./mirror.ts'), import('../proxy/upstreams.ts')]);
+    const log = options.log ?? pino({ level: 'silent' });
+    registry.useMirror(new Mirror(registry, blobs, new Upstreams(options.upstreams), { log, readOnly: options.readOnly }));
+  }
+  return registry;
 }

@@ -10,7 +10,9 @@ import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
 import { isValidTag, nameProblem } from '../reference/name.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { KeyedMutex } from '../content/keyed-mutex.ts';
-import type { ManifestRecord, MetadataStore, Page, UploadSession } from './storage/metadata.ts';
+import type { ManifestRecord, MetadataStore, UploadSession } from './storage/metadata.ts';
+import type { MirrorRoute } from '../proxy/upstreams.ts';
+import type { Mirror, MirroredPage, ServedBlob } from './mirror.ts';
 
 export interface RegistryOptions {
   deleteEnabled: boolean;
@@ -32,6 +34,8 @@ export interface UploadChunk {
 export interface ManifestHit {
   record: ManifestRecord;
   body: Buffer;
+  /** A mirror's cached copy, served because its upstream could not be asked. */
+  stale?: boolean;
 }
 
 export interface PutManifestResult {
@@ -53,11 +57,42 @@ export class Registry {
   readonly blobs: BlobStore;
   readonly metadata: MetadataStore;
   readonly options: RegistryOptions;
+  /** Mirror mode: the upstreams that repositories under cached namespaces fall back to. */
+  mirror: Mirror | undefined;
 
   constructor(blobs: BlobStore, metadata: MetadataStore, options: RegistryOptions) {
     this.blobs = blobs;
     this.metadata = metadata;
     this.options = options;
+  }
+
+  /** Turns on mirror mode. */
+  useMirror(mirror: Mirror): void {
+    this.mirror = mirror;
+  }
+
+  /**
+   * Where a request's repository name (and its `?ns=`) leads: an upstream route whose cached copy
+   * lives under `route.canonical`, or undefined for a local repository.
+   */
+  private mirrorRoute(name: string, ns: string | undefined): MirrorRoute | undefined {
+    if (!this.mirror) return undefined;
+    const route = this.mirror.route(name, ns);
+    if (route) this.checkName(route.canonical);
+    return route;
+  }
+
+  /** Pushes and deletes under a cached namespace are refused: the cache follows its upstream. */
+  private checkNotCached(name: string, ns: string | undefined, what: string): void {
+    const route = this.mirrorRoute(name, ns);
+    if (!route) return;
+    const how =
+      route.via === 'default'
+        ? `unprefixed names go to the default upstream ${route.upstream.label}; a name its deny/allow lists exclude stays a local repository`
+        : `names under ${route.upstream.prefix}/ (or ?ns=${route.upstream.host}) are cached from upstream ${route.upstream.label}`;
+    throw new RegistryError('DENIED', `${what} ${name}: refused, ${route.canonical} is a read-only cache (${how}); push to the upstream itself, or to a repository outside the cached namespaces`, {
+      detail: { name, cache: route.canonical, upstream: route.upstream.host },
+    });
   }
 
   checkName(name: string): void {
@@ -99,10 +134,24 @@ export class Registry {
     return this.blobs.copyTo(digest, destination, range);
   }
 
-  async deleteBlob(repository: string, digestText: string): Promise<void> {
+  /**
+   * end-2: a blob to serve through `repository`. A local repository serves what it links; a cached
+   * one (mirror mode) what it links, else what its upstream sends, streamed as it arrives.
+   */
+  async openBlob(repository: string, digestText: string, ns?: string): Promise<ServedBlob> {
+    const route = this.mirrorRoute(repository, ns);
+    if (!route) {
+      const blob = await this.statBlob(repository, digestText);
+      return { ...blob, copyTo: (destination, range) => this.blobs.copyTo(blob.digest, destination, range) };
+    }
+    return this.mirror!.blob(route, this.checkDigest(digestText));
+  }
+
+  async deleteBlob(repository: string, digestText: string, ns?: string): Promise<void> {
     this.checkName(repository);
     const digest = this.checkDigest(digestText);
     this.checkDeletable();
+    this.checkNotCached(repository, ns, 'delete from');
     if (!(await this.metadata.unlinkBlob(repository, digest))) {
       throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not known in repository ${repository}`, { detail: { digest } });
     }
@@ -111,11 +160,14 @@ export class Registry {
   // ---- uploads ----
 
   /** Cross-repository mount; with no `from`, any copy already in the registry will do. */
-  async mountBlob(repository: string, digestText: string, from: string | undefined): Promise<BlobInfo | undefined> {
+  async mountBlob(repository: string, digestText: string, from: string | undefined, ns?: string): Promise<BlobInfo | undefined> {
     this.checkName(repository);
     this.checkWritable();
+    this.checkNotCached(repository, ns, 'push to');
     if (!isDigest(digestText)) return undefined;
     const digest = digestText;
+    // Mounting from a cached repository by the name clients use for it (`library/alpine`).
+    if (from !== undefined && this.mirror && nameProblem(from) === undefined) from = this.mirror.route(from, undefined)?.canonical ?? from;
     if (from !== undefined) {
       if (nameProblem(from) !== undefined || !(await this.metadata.isBlobLinked(from, digest))) return undefined;
     }
@@ -125,18 +177,20 @@ export class Registry {
     return { digest, size };
   }
 
-  async putBlob(repository: string, digestText: string, body: Readable, contentLength: number | undefined): Promise<BlobInfo> {
+  async putBlob(repository: string, digestText: string, body: Readable, contentLength: number | undefined, ns?: string): Promise<BlobInfo> {
     this.checkName(repository);
     this.checkWritable();
+    this.checkNotCached(repository, ns, 'push to');
     const digest = this.checkDigest(digestText);
     const result = await this.translateWriteErrors(() => this.blobs.put(body, digest, contentLength));
     await this.metadata.linkBlob(repository, digest);
     return { digest, size: result.size };
   }
 
-  async startUpload(repository: string): Promise<UploadSession> {
+  async startUpload(repository: string, ns?: string): Promise<UploadSession> {
     this.checkName(repository);
     this.checkWritable();
+    this.checkNotCached(repository, ns, 'push to');
     const now = Date.now();
     const session: UploadSession = { id: randomUUID(), repository, offset: 0, startedAt: now, updatedAt: now };
     await this.blobs.ingest(session.id);
@@ -280,19 +334,30 @@ export class Registry {
     return record;
   }
 
-  async getManifest(repository: string, reference: string): Promise<ManifestHit> {
-    const record = await this.resolveManifest(repository, reference);
-    let body = this.manifestCache.get(record.digest);
-    if (!body) {
-      body = await this.blobs.readSmall(record.digest, MAX_MANIFEST_BYTES);
-      this.manifestCache.set(record.digest, body);
+  async getManifest(repository: string, reference: string, ns?: string): Promise<ManifestHit> {
+    const route = this.mirrorRoute(repository, ns);
+    if (route) {
+      if (reference.includes(':')) this.checkDigest(reference);
+      return this.mirror!.manifest(route, reference);
     }
-    return { record, body };
+    const record = await this.resolveManifest(repository, reference);
+    return { record, body: await this.readManifest(record.digest) };
   }
 
-  async putManifest(repository: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[]): Promise<PutManifestResult> {
+  /** A stored manifest's bytes, through the in-memory cache. */
+  async readManifest(digest: Digest): Promise<Buffer> {
+    let body = this.manifestCache.get(digest);
+    if (!body) {
+      body = await this.blobs.readSmall(digest, MAX_MANIFEST_BYTES);
+      this.manifestCache.set(digest, body);
+    }
+    return body;
+  }
+
+  async putManifest(repository: string, reference: string, body: Buffer, contentType: string | undefined, extraTags: string[], ns?: string): Promise<PutManifestResult> {
     this.checkName(repository);
     this.checkWritable();
+    this.checkNotCached(repository, ns, 'push to');
     const tags = [...extraTags];
     let expected: Digest | undefined;
     if (reference.includes(':')) expected = this.checkDigest(reference);
@@ -304,14 +369,33 @@ export class Registry {
     if (expected && digest !== expected) {
       throw new RegistryError('DIGEST_INVALID', `manifest body hashes to ${digest}, not ${expected}`, { detail: { expected, actual: digest } });
     }
-    let parsed;
+    const parsed = this.parseManifestBody(body, contentType);
+    await this.checkChildrenPresent(repository, parsed.kind, childDescriptors(parsed));
+    await this.recordManifest(repository, body, digest, parsed, tags);
+    return { digest, tags, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) };
+  }
+
+  /**
+   * The mirror's way in: stores a manifest fetched from an upstream (already verified against the
+   * digest asked for) under a cached repository, with no check of its children, which the mirror
+   * fetches lazily when asked.
+   */
+  async storeManifest(repository: string, body: Buffer, contentType: string | undefined, tags: string[]): Promise<ManifestRecord> {
+    this.checkName(repository);
+    const parsed = this.parseManifestBody(body, contentType);
+    return this.recordManifest(repository, body, digestOf(body), parsed, tags);
+  }
+
+  private parseManifestBody(body: Buffer, contentType: string | undefined): ReturnType<typeof parseManifest> {
     try {
-      parsed = parseManifest(body, contentType);
+      return parseManifest(body, contentType);
     } catch (error) {
       if (error instanceof InvalidManifestError) throw new RegistryError('MANIFEST_INVALID', error.message);
       throw error;
     }
-    await this.checkChildrenPresent(repository, parsed.kind, childDescriptors(parsed));
+  }
+
+  private async recordManifest(repository: string, body: Buffer, digest: Digest, parsed: ReturnType<typeof parseManifest>, tags: string[]): Promise<ManifestRecord> {
     await this.blobs.put(Readable.from([body]), digest, body.length);
     const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: body.length, createdAt: Date.now() };
     if (parsed.artifactType) record.artifactType = parsed.artifactType;
@@ -320,7 +404,7 @@ export class Registry {
     const references = childDescriptors(parsed).map((d) => d.digest);
     await this.metadata.putManifest(record, references, tags);
     this.manifestCache.set(digest, body);
-    return { digest, tags, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) };
+    return record;
   }
 
   /** MANIFEST_BLOB_UNKNOWN unless every referenced blob (or child manifest) is in the repository. */
@@ -344,9 +428,10 @@ export class Registry {
     }
   }
 
-  async deleteManifest(repository: string, reference: string): Promise<void> {
+  async deleteManifest(repository: string, reference: string, ns?: string): Promise<void> {
     this.checkName(repository);
     this.checkDeletable();
+    this.checkNotCached(repository, ns, 'delete from');
     if (!reference.includes(':')) {
       if (!isValidTag(reference)) throw new RegistryError('MANIFEST_INVALID', `invalid tag ${JSON.stringify(reference.slice(0, 200))}`);
       if (!(await this.metadata.deleteTag(repository, reference))) {
@@ -362,7 +447,9 @@ export class Registry {
 
   // ---- discovery ----
 
-  async listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>> {
+  async listTags(repository: string, limit: number | undefined, after: string | undefined, ns?: string): Promise<MirroredPage> {
+    const route = this.mirrorRoute(repository, ns);
+    if (route) return this.mirror!.tags(route, limit, after);
     this.checkName(repository);
     if (!(await this.metadata.repositoryExists(repository))) {
       throw new RegistryError('NAME_UNKNOWN', `repository ${repository} is not known to this registry`, { detail: { name: repository } });
@@ -370,11 +457,14 @@ export class Registry {
     return this.metadata.listTags(repository, limit, after);
   }
 
-  async catalog(limit: number | undefined, after: string | undefined): Promise<Page<string>> {
-    return this.metadata.listRepositories(limit, after);
+  async catalog(limit: number | undefined, after: string | undefined): Promise<MirroredPage> {
+    if (!this.mirror) return this.metadata.listRepositories(limit, after);
+    return this.mirror.catalog((await this.metadata.listRepositories(undefined, undefined)).items, limit, after);
   }
 
-  async referrers(repository: string, subjectText: string, artifactType: string | undefined): Promise<ImageIndex> {
+  /** end-12: of a cached repository, the referrers cached so far (no upstream request). */
+  async referrers(repository: string, subjectText: string, artifactType: string | undefined, ns?: string): Promise<ImageIndex> {
+    repository = this.mirrorRoute(repository, ns)?.canonical ?? repository;
     this.checkName(repository);
     const subject = this.checkDigest(subjectText);
     const records = await this.metadata.listReferrers(repository, subject, artifactType);

@@ -38,8 +38,20 @@ export function redactUrl(url: string): string {
 }
 
 /**
- * One log line per request, written when the response closes: at info when it completed, at warn
- * when the client left first (complete: false), which is the only trace a disconnect leaves.
+ * Paths polled by machines whose successful answers are logged at debug, not info: a Prometheus
+ * scraping every 15 s would write 5,760 identical lines a day. Failures stay at info or warn.
+ */
+const QUIET_PATHS = new Set(['/metrics']);
+
+function quiet(url: string, status: number): boolean {
+  const queryStart = url.indexOf('?');
+  return status < 400 && QUIET_PATHS.has(queryStart === -1 ? url : url.slice(0, queryStart));
+}
+
+/**
+ * One log line per request, written when the response closes: at info when it completed (at
+ * debug for a successful scrape of /metrics), at warn when the client left first
+ * (complete: false), which is the only trace a disconnect leaves.
  */
 export function logEachRequest(req: IncomingMessage, res: ServerResponse, log: Logger): void {
   const started = process.hrtime.bigint();
@@ -56,7 +68,8 @@ export function logEachRequest(req: IncomingMessage, res: ServerResponse, log: L
       remote,
       complete,
     };
-    if (complete) log.info(line, 'request');
+    if (complete && quiet(req.url ?? '', res.statusCode)) log.debug(line, 'request');
+    else if (complete) log.info(line, 'request');
     else log.warn(line, 'request ended before the response was complete');
   });
 }

@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { BodyBudget } from './body-budget.ts';
+import type { RouteName } from './metrics.ts';
 import type { Registry } from './registry.ts';
 
 export interface RequestContext {
@@ -20,6 +21,8 @@ export interface RequestContext {
 export type Handler = (ctx: RequestContext) => Promise<void> | void;
 
 interface Route {
+  /** The route's name in metrics: bounded, unlike the paths that reach it. */
+  name: RouteName;
   pattern: RegExp;
   methods: Partial<Record<string, Handler>>;
 }
@@ -31,18 +34,18 @@ interface Route {
 export class Router {
   private readonly routes: Route[] = [];
 
-  add(pattern: RegExp, methods: Partial<Record<string, Handler>>): this {
-    this.routes.push({ pattern, methods });
+  add(name: RouteName, pattern: RegExp, methods: Partial<Record<string, Handler>>): this {
+    this.routes.push({ name, pattern, methods });
     return this;
   }
 
-  match(method: string, path: string): { handler: Handler; params: Record<string, string> } | { allowed: string[] } | undefined {
+  match(method: string, path: string): { route: RouteName; handler: Handler; params: Record<string, string> } | { route: RouteName; allowed: string[] } | undefined {
     for (const route of this.routes) {
       const found = route.pattern.exec(path);
       if (!found) continue;
       const handler = route.methods[method] ?? (method === 'HEAD' ? undefined : undefined);
-      if (!handler) return { allowed: Object.keys(route.methods) };
-      return { handler, params: { ...found.groups } };
+      if (!handler) return { route: route.name, allowed: Object.keys(route.methods) };
+      return { route: route.name, handler, params: { ...found.groups } };
     }
     return undefined;
   }

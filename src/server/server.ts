@@ -5,6 +5,7 @@ import type { ServeConfig } from './config.ts';
 import { BodyBudget } from './body-budget.ts';
 import { limitConnections } from './connection-limit.ts';
 import { MemoryRelief } from './memory-relief.ts';
+import { ServerMetrics } from './metrics.ts';
 import { checkHealth } from './health.ts';
 import { InOrder } from './in-order.ts';
 import { drainAfterEarlyAnswer } from './linger.ts';
@@ -22,14 +23,14 @@ const NAME = '(?<name>.+?)';
 
 export function registryRoutes(): Router {
   return new Router()
-    .add(/^\/v2\/?$/, { GET: ping, HEAD: ping })
-    .add(/^\/v2\/_catalog$/, { GET: catalog })
-    .add(new RegExp(`^/v2/${NAME}/tags/list$`), { GET: listTags })
-    .add(new RegExp(`^/v2/${NAME}/manifests/(?<reference>[^/]+)$`), { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest })
-    .add(new RegExp(`^/v2/${NAME}/blobs/uploads/?$`), { POST: startUpload })
-    .add(new RegExp(`^/v2/${NAME}/blobs/uploads/(?<uuid>[^/]+)$`), { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload })
-    .add(new RegExp(`^/v2/${NAME}/blobs/(?<digest>[^/]+)$`), { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob })
-    .add(new RegExp(`^/v2/${NAME}/referrers/(?<digest>[^/]+)$`), { GET: referrers });
+    .add('base', /^\/v2\/?$/, { GET: ping, HEAD: ping })
+    .add('catalog', /^\/v2\/_catalog$/, { GET: catalog })
+    .add('tags', new RegExp(`^/v2/${NAME}/tags/list$`), { GET: listTags })
+    .add('manifest', new RegExp(`^/v2/${NAME}/manifests/(?<reference>[^/]+)$`), { GET: getManifest, HEAD: getManifest, PUT: putManifest, DELETE: deleteManifest })
+    .add('upload', new RegExp(`^/v2/${NAME}/blobs/uploads/?$`), { POST: startUpload })
+    .add('upload', new RegExp(`^/v2/${NAME}/blobs/uploads/(?<uuid>[^/]+)$`), { GET: uploadStatus, PATCH: patchUpload, PUT: finishUpload, DELETE: cancelUpload })
+    .add('blob', new RegExp(`^/v2/${NAME}/blobs/(?<digest>[^/]+)$`), { GET: getBlob, HEAD: getBlob, DELETE: deleteBlob })
+    .add('referrers', new RegExp(`^/v2/${NAME}/referrers/(?<digest>[^/]+)$`), { GET: referrers });
 }
 
 /** The bounds the server's edge enforces, from the serve config. */
@@ -41,6 +42,8 @@ export interface RegistryServerOptions {
   /** Directory whose writability and free space /healthz checks. */
   dataDir: string;
   limits: ServerLimits;
+  /** Served at GET /metrics; one is made when not given. */
+  metrics?: ServerMetrics;
 }
 
 /**
@@ -49,7 +52,7 @@ export interface RegistryServerOptions {
  * keep-alive connections close, connections beyond the cap get a 503, and one connection's
  * requests run in order. One structured log line per request; spec errors for every failure.
  */
-export function createRegistryServer({ registry, log, dataDir, limits }: RegistryServerOptions): Server {
+export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics() }: RegistryServerOptions): Server {
   const router = registryRoutes();
   const manifestBodies = new BodyBudget(limits.manifestBodyMemory);
 
@@ -61,7 +64,9 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
     const rawPath = queryStart === -1 ? raw : raw.slice(0, queryStart);
     const query = new URLSearchParams(queryStart === -1 ? '' : raw.slice(queryStart + 1));
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+    if (rawPath === '/metrics') return metrics.serve(req, res);
     if (rawPath === '/healthz') {
+      metrics.route(req, 'healthz');
       const health = await checkHealth(registry, dataDir, limits.minFreeSpace);
       sendJson(res, health.status === 'ready' ? 200 : 503, health);
       return;
@@ -80,6 +85,7 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
     }
     const found = router.match(req.method ?? 'GET', path);
     // Not NAME_UNKNOWN: that would claim a repository is unknown when the endpoint is.
+    if (found) metrics.route(req, found.route);
     if (!found) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { status: 404 });
     if ('allowed' in found) {
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
@@ -101,6 +107,7 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
     },
     (req, res) => {
       logEachRequest(req, res, log);
+      metrics.observe(req, res);
       inOrder.run(req, res, () => {
         handle(req, res).catch((error: unknown) => {
           if (clientGone(req, res)) return; // logged once, as an incomplete request, when the response closes
@@ -116,7 +123,7 @@ export function createRegistryServer({ registry, log, dataDir, limits }: Registr
   // socket); slow transfers that keep moving are never cut. An upload keeps what arrived.
   server.setTimeout(limits.idleTimeout);
   const relief = new MemoryRelief();
-  limitConnections(server, limits.maxConnections, log, (open) => relief.observe(open));
+  metrics.trackConnections(limitConnections(server, limits.maxConnections, log, (open) => relief.observe(open), () => metrics.connectionRefused()));
   return server;
 }
 

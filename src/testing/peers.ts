@@ -75,9 +75,10 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 
 /**
  * The CNCF registry (Debian's docker-registry) on a loopback port with a temp filesystem root.
- * `htpasswd` (lines of `user:bcrypt-hash`) turns on its Basic authentication.
+ * `htpasswd` (lines of `user:bcrypt-hash`) turns on its Basic authentication; `proxyRemote` makes
+ * it a pull-through cache of that registry URL.
  */
-export async function startCncfRegistry(options: { htpasswd?: string } = {}): Promise<Peer> {
+export async function startCncfRegistry(options: { htpasswd?: string; proxyRemote?: string } = {}): Promise<Peer> {
   const dir = await mkdtemp(join(tmpdir(), 'skiff-cncf-'));
   const port = await freePort();
   const config = [
@@ -86,6 +87,8 @@ export async function startCncfRegistry(options: { htpasswd?: string } = {}): Pr
     `storage: { filesystem: { rootdirectory: ${join(dir, 'data')} }, delete: { enabled: true } }`,
     `http: { addr: 127.0.0.1:${port} }`,
   ];
+  // Its pull-through cache mode: every pull goes to `proxyRemote`, pushes are refused.
+  if (options.proxyRemote !== undefined) config.push(`proxy: { remoteurl: ${options.proxyRemote} }`);
   if (options.htpasswd !== undefined) {
     await writeFile(join(dir, 'htpasswd'), `${options.htpasswd}\n`);
     config.push(`auth: { htpasswd: { realm: skiff-test, path: ${join(dir, 'htpasswd')} } }`);

@@ -73,7 +73,11 @@ describe('skiff pull into the local store', () => {
         assert.equal(`sha256:${createHash('sha256').update(bytes).digest('hex')}`, item.descriptor.digest);
       }
       const statuses = events.filter((e) => e.type === 'layer' && e.digest === amd64.layers[0]!.descriptor.digest).map((e) => (e as { status: string }).status);
-      assert.deepEqual([...new Set(statuses)], ['Pulling fs layer', 'Downloading', 'Verifying Checksum', 'Download complete', 'Extracting', 'Pull complete']);
+      // `Waiting` shows only when the layer queued behind the download limit, which depends on timing.
+      assert.deepEqual(
+        [...new Set(statuses)].filter((status) => status !== 'Waiting'),
+        ['Pulling fs layer', 'Downloading', 'Verifying Checksum', 'Download complete', 'Extracting', 'Pull complete'],
+      );
       const againEvents: PullEvent[] = [];
       const again = await puller().pull(`${host}/lib/multi:v1`, { platform: { os: 'linux', architecture: 'amd64' }, onEvent: (e) => againEvents.push(e) });
       assert.equal(again.updated, false, 'second pull: up to date');

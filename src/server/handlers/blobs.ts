@@ -2,11 +2,13 @@ import { excerpt } from '../../errors/excerpt.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { parseRangeHeader, sendEmpty } from '../http-util.ts';
 import type { RequestContext } from '../router.ts';
+import { namespaceOf } from './mirror-headers.ts';
 
 /** end-2: GET/HEAD /v2/<name>/blobs/<digest>, with single-range support. */
 export async function getBlob(ctx: RequestContext): Promise<void> {
   const { req, res, registry, params } = ctx;
-  const blob = await registry.statBlob(params.name!, params.digest!);
+  // On a mirror's miss this waits for the upstream's answer, then streams the bytes as they arrive.
+  const blob = await registry.openBlob(params.name!, params.digest!, namespaceOf(ctx));
   const headers: Record<string, string | number> = {
     'Docker-Content-Digest': blob.digest,
     'Content-Type': 'application/octet-stream',
@@ -33,11 +35,11 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.end();
     return;
   }
-  await registry.sendBlob(blob.digest, res, range);
+  await blob.copyTo(res, range);
 }
 
 /** end-10: DELETE /v2/<name>/blobs/<digest> unlinks the blob from the repository. */
 export async function deleteBlob(ctx: RequestContext): Promise<void> {
-  await ctx.registry.deleteBlob(ctx.params.name!, ctx.params.digest!);
+  await ctx.registry.deleteBlob(ctx.params.name!, ctx.params.digest!, namespaceOf(ctx));
   sendEmpty(ctx.res, 202);
 }

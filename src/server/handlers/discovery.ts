@@ -1,11 +1,12 @@
 import { MediaTypes } from '../../oci/media-types.ts';
 import { nextLink, pageParams, sendJson } from '../http-util.ts';
+import type { MirroredPage } from '../mirror.ts';
 import type { RequestContext } from '../router.ts';
-import type { Page } from '../storage/metadata.ts';
+import { STALE_WARNING, namespaceOf } from './mirror-headers.ts';
 
 /** Sends one page of a sorted listing, with a `Link` to the next when more remain. */
-function sendPage(ctx: RequestContext, body: Record<string, unknown>, page: Page<string>, limit: number | undefined): void {
-  const headers: Record<string, string> = {};
+function sendPage(ctx: RequestContext, body: Record<string, unknown>, page: MirroredPage, limit: number | undefined): void {
+  const headers: Record<string, string> = page.stale ? { Warning: STALE_WARNING } : {};
   const last = page.items.at(-1);
   if (page.more && limit !== undefined && last !== undefined) headers.Link = nextLink(ctx.path, limit, last);
   sendJson(ctx.res, 200, body, headers);
@@ -14,7 +15,7 @@ function sendPage(ctx: RequestContext, body: Record<string, unknown>, page: Page
 /** end-8a/b: GET /v2/<name>/tags/list[?n=&last=], lexical order, Link when more remain. */
 export async function listTags(ctx: RequestContext): Promise<void> {
   const { limit, after } = pageParams(ctx.query);
-  const page = await ctx.registry.listTags(ctx.params.name!, limit, after);
+  const page = await ctx.registry.listTags(ctx.params.name!, limit, after, namespaceOf(ctx));
   sendPage(ctx, { name: ctx.params.name, tags: page.items }, page, limit);
 }
 
@@ -29,7 +30,7 @@ export async function catalog(ctx: RequestContext): Promise<void> {
 export async function referrers(ctx: RequestContext): Promise<void> {
   const { query, registry, params } = ctx;
   const artifactType = query.get('artifactType') ?? undefined;
-  const index = await registry.referrers(params.name!, params.digest!, artifactType);
+  const index = await registry.referrers(params.name!, params.digest!, artifactType, namespaceOf(ctx));
   const headers: Record<string, string> = artifactType !== undefined ? { 'OCI-Filters-Applied': 'artifactType' } : {};
   sendJson(ctx.res, 200, index, headers, MediaTypes.ociIndex);
 }

@@ -2,20 +2,23 @@ import { RegistryError } from '../../errors/registry-error.ts';
 import { MAX_MANIFEST_BYTES } from '../../oci/manifest.ts';
 import { readBodyLimited, sendEmpty } from '../http-util.ts';
 import type { RequestContext } from '../router.ts';
+import { STALE_WARNING, namespaceOf } from './mirror-headers.ts';
 
 /** end-3: GET/HEAD /v2/<name>/manifests/<reference>; served as stored, with its own media type. */
 export async function getManifest(ctx: RequestContext): Promise<void> {
   const { req, res, registry, params } = ctx;
-  const { record, body } = await registry.getManifest(params.name!, params.reference!);
+  const { record, body, stale } = await registry.getManifest(params.name!, params.reference!, namespaceOf(ctx));
   const etag = `"${record.digest}"`;
+  const warning: Record<string, string> = stale ? { Warning: STALE_WARNING } : {};
   const headers = {
     'Content-Type': record.mediaType,
     'Content-Length': body.length,
     'Docker-Content-Digest': record.digest,
     ETag: etag,
+    ...warning,
   };
   if (req.headers['if-none-match'] === etag) {
-    res.writeHead(304, { ETag: etag, 'Docker-Content-Digest': record.digest });
+    res.writeHead(304, { ETag: etag, 'Docker-Content-Digest': record.digest, ...warning });
     res.end();
     return;
   }
@@ -31,7 +34,7 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
   if (extraTags.length > 0 && !params.reference!.includes(':')) {
     throw new RegistryError('MANIFEST_INVALID', '?tag= may only be used when pushing by digest');
   }
-  const result = await registry.putManifest(params.name!, params.reference!, body, req.headers['content-type'], extraTags);
+  const result = await registry.putManifest(params.name!, params.reference!, body, req.headers['content-type'], extraTags, namespaceOf(ctx));
   const headers: Record<string, string | string[]> = {
     Location: `/v2/${params.name}/manifests/${result.digest}`,
     'Docker-Content-Digest': result.digest,
@@ -44,6 +47,6 @@ export async function putManifest(ctx: RequestContext): Promise<void> {
 
 /** end-9: DELETE a manifest by digest (and its tags), or only a tag. */
 export async function deleteManifest(ctx: RequestContext): Promise<void> {
-  await ctx.registry.deleteManifest(ctx.params.name!, ctx.params.reference!);
+  await ctx.registry.deleteManifest(ctx.params.name!, ctx.params.reference!, namespaceOf(ctx));
   sendEmpty(ctx.res, 202);
 }

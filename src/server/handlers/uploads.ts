@@ -4,6 +4,7 @@ import { contentLength, hasBody, parseContentRange, requestBody, sendEmpty } fro
 import { rangeHeader, uploadLocation, type BlobInfo } from '../registry.ts';
 import type { UploadSession } from '../storage/metadata.ts';
 import type { RequestContext } from '../router.ts';
+import { namespaceOf } from './mirror-headers.ts';
 
 function blobCreated(ctx: RequestContext, blob: BlobInfo): void {
   sendEmpty(ctx.res, 201, {
@@ -29,18 +30,19 @@ async function drain(req: IncomingMessage): Promise<void> {
 export async function startUpload(ctx: RequestContext): Promise<void> {
   const { req, query, registry, params } = ctx;
   const name = params.name!;
+  const ns = namespaceOf(ctx);
   const mount = query.get('mount');
   if (mount !== null) {
     await drain(req);
     const from = query.get('from') ?? undefined;
-    const mounted = await registry.mountBlob(name, mount, from);
+    const mounted = await registry.mountBlob(name, mount, from, ns);
     if (mounted) return blobCreated(ctx, mounted);
-    return uploadAccepted(ctx, await registry.startUpload(name));
+    return uploadAccepted(ctx, await registry.startUpload(name, ns));
   }
   const digest = query.get('digest');
-  if (digest !== null) return blobCreated(ctx, await registry.putBlob(name, digest, requestBody(req), contentLength(req)));
+  if (digest !== null) return blobCreated(ctx, await registry.putBlob(name, digest, requestBody(req), contentLength(req), ns));
   await drain(req);
-  uploadAccepted(ctx, await registry.startUpload(name));
+  uploadAccepted(ctx, await registry.startUpload(name, ns));
 }
 
 /** end-5: PATCH a chunk (with Content-Range) or a stream (without). */

@@ -8,6 +8,10 @@ import { join } from 'node:path';
  *   <data>/blobs/<alg>/<2 hex>/<hex>   every blob and manifest, once, by digest
  *   <data>/ingest/<upload uuid>   bytes of an upload session in progress
  *   <data>/ingest/put-<uuid>      a one-shot write in progress (removed at start-up)
+ *   <data>/ingest/fill-<uuid>     a mirror's blob fill in progress (removed at start-up)
+ *
+ * Mirror mode caches under the same layout: cached repositories are named `<host>/<name>`, and
+ * `tags.checked_at` records when the upstream last confirmed a cached tag.
  */
 export function registryLayout(dataDir: string) {
   return {

@@ -13,6 +13,15 @@ export interface ManifestRecord {
   createdAt: number;
 }
 
+/** A tag, and (for a mirror's cached tags) when the upstream last confirmed it. */
+export interface TagRecord {
+  digest: Digest;
+  /** When the tag last moved (or was first set). */
+  updatedAt: number;
+  /** When a mirror last fetched or revalidated the tag upstream; absent for local tags and after a move. */
+  checkedAt?: number;
+}
+
 export interface UploadSession {
   id: string;
   repository: string;
@@ -46,6 +55,8 @@ export interface MetadataStore {
   linkBlob(repository: string, digest: Digest): Promise<void>;
   isBlobLinked(repository: string, digest: Digest): Promise<boolean>;
   unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
+  /** The repositories that link the blob, in lexical order, at most `limit`. */
+  blobLinks(digest: Digest, limit: number): Promise<string[]>;
 
   /**
    * Records a manifest, the blobs and manifests it references, and points `tags` at it,
@@ -54,6 +65,12 @@ export interface MetadataStore {
   putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void>;
   getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
+  getTag(repository: string, tag: string): Promise<TagRecord | undefined>;
+  /**
+   * Records that the upstream confirmed the tag at `at` (the mirror's tag TTL counts from here).
+   * putManifest clears it when it points the tag anywhere. False when there is no such tag.
+   */
+  markTagChecked(repository: string, tag: string, at: number): Promise<boolean>;
   listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>>;
   deleteTag(repository: string, tag: string): Promise<boolean>;
   /** Removes the manifest, every tag on it and its references. */

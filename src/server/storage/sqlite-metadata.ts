@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
 import { storageError } from '../../content/storage-errors.ts';
-import type { ManifestRecord, MetadataStore, Page, UploadSession } from './metadata.ts';
+import type { ManifestRecord, MetadataStore, Page, TagRecord, UploadSession } from './metadata.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories (
@@ -38,6 +38,7 @@ CREATE TABLE IF NOT EXISTS tags (
   tag TEXT NOT NULL,
   digest TEXT NOT NULL,
   updated_at INTEGER NOT NULL,
+  checked_at INTEGER,
   PRIMARY KEY (repository, tag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_digest ON tags (repository, digest);
@@ -123,6 +124,9 @@ export class SqliteMetadataStore implements MetadataStore {
         this.db.exec('ALTER TABLE uploads ADD COLUMN updated_at INTEGER NOT NULL DEFAULT 0; UPDATE uploads SET updated_at = started_at;');
       }
       this.db.exec('CREATE INDEX IF NOT EXISTS uploads_updated_at ON uploads (updated_at)');
+      const tagColumns = this.db.prepare('PRAGMA table_info(tags)').all() as { name: string }[];
+      // Before the mirror: no tag was ever checked upstream.
+      if (!tagColumns.some((column) => column.name === 'checked_at')) this.db.exec('ALTER TABLE tags ADD COLUMN checked_at INTEGER');
     });
   }
 
@@ -207,6 +211,11 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.write(`unlinking blob ${digest} from ${repository} in the metadata database`, () => Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0);
   }
 
+  async blobLinks(digest: Digest, limit: number): Promise<string[]> {
+    const rows = this.sql('SELECT repository FROM blob_links WHERE digest = ? ORDER BY repository LIMIT ?').all(digest, limit) as { repository: string }[];
+    return rows.map((row) => row.repository);
+  }
+
   async putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void> {
     this.transaction(() => {
       this.ensureRepository(record.repository);
@@ -227,8 +236,8 @@ export class SqliteMetadataStore implements MetadataStore {
       const insertReference = this.sql('INSERT OR IGNORE INTO manifest_references (repository, digest, child) VALUES (?, ?, ?)');
       for (const child of references) insertReference.run(record.repository, record.digest, child);
       const upsertTag = this.sql(
-        `INSERT INTO tags (repository, tag, digest, updated_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at`,
+        `INSERT INTO tags (repository, tag, digest, updated_at, checked_at) VALUES (?, ?, ?, ?, NULL)
+         ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, checked_at = NULL`,
       );
       for (const tag of tags) upsertTag.run(record.repository, tag, record.digest, Date.now());
     }, `recording manifest ${record.digest} of ${record.repository} in the metadata database`);
@@ -242,6 +251,20 @@ export class SqliteMetadataStore implements MetadataStore {
   async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
     const row = this.sql('SELECT digest FROM tags WHERE repository = ? AND tag = ?').get(repository, tag) as { digest: string } | undefined;
     return row?.digest as Digest | undefined;
+  }
+
+  async getTag(repository: string, tag: string): Promise<TagRecord | undefined> {
+    const row = this.sql('SELECT digest, updated_at, checked_at FROM tags WHERE repository = ? AND tag = ?').get(repository, tag) as
+      | { digest: string; updated_at: number; checked_at: number | null }
+      | undefined;
+    if (!row) return undefined;
+    const record: TagRecord = { digest: row.digest as Digest, updatedAt: row.updated_at };
+    if (row.checked_at !== null) record.checkedAt = row.checked_at;
+    return record;
+  }
+
+  async markTagChecked(repository: string, tag: string, at: number): Promise<boolean> {
+    return this.write(`recording the upstream check of ${repository}:${tag} in the metadata database`, () => Number(this.sql('UPDATE tags SET checked_at = ? WHERE repository = ? AND tag = ?').run(at, repository, tag).changes) > 0);
   }
 
   async listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>> {

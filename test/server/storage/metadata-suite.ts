@@ -168,6 +168,46 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
       });
     });
 
+    describe('mirror tag checks and blob links', () => {
+      test('getTag gives the digest and when the tag moved; checkedAt only once marked', async () => {
+        const before = Date.now();
+        await store.putManifest(record('app', 'm'), [], ['t']);
+        const tag = await store.getTag('app', 't');
+        assert.equal(tag?.digest, d('m'));
+        assert.ok(tag.updatedAt >= before && tag.updatedAt <= Date.now());
+        assert.equal(tag.checkedAt, undefined);
+        assert.equal('checkedAt' in tag, false, 'absent, not null');
+        assert.equal(await store.getTag('app', 'nope'), undefined);
+        assert.equal(await store.getTag('other', 't'), undefined);
+      });
+
+      test('markTagChecked records the time; a moved or re-put tag is unchecked again', async () => {
+        await store.putManifest(record('app', 'm1'), [], ['t', 'u']);
+        assert.equal(await store.markTagChecked('app', 't', 1_700_000_000_123), true);
+        assert.equal((await store.getTag('app', 't'))?.checkedAt, 1_700_000_000_123);
+        assert.equal((await store.getTag('app', 'u'))?.checkedAt, undefined, 'per tag');
+        assert.equal(await store.markTagChecked('app', 'missing', 1), false);
+        await store.putManifest(record('app', 'm2'), [], ['t']);
+        assert.deepEqual(await store.getTag('app', 't').then((t) => [t?.digest, t?.checkedAt]), [d('m2'), undefined]);
+        await store.markTagChecked('app', 't', 5);
+        const reopened = await h.reopen();
+        store = reopened;
+        assert.equal((await store.getTag('app', 't'))?.checkedAt, 5, 'survives a restart');
+        await store.deleteTag('app', 't');
+        assert.equal(await store.getTag('app', 't'), undefined);
+      });
+
+      test('blobLinks lists the repositories linking a blob, in order, up to the limit', async () => {
+        for (const repo of ['zeta', 'alpha/one', 'mid']) await store.linkBlob(repo, d('shared'));
+        await store.linkBlob('alpha/one', d('other'));
+        assert.deepEqual(await store.blobLinks(d('shared'), 10), ['alpha/one', 'mid', 'zeta']);
+        assert.deepEqual(await store.blobLinks(d('shared'), 2), ['alpha/one', 'mid']);
+        assert.deepEqual(await store.blobLinks(d('none'), 10), []);
+        await store.unlinkBlob('mid', d('shared'));
+        assert.deepEqual(await store.blobLinks(d('shared'), 10), ['alpha/one', 'zeta']);
+      });
+    });
+
     describe('repositories', () => {
       test('listRepositories pages in lexical order', async () => {
         const names = ['zeta', 'alpha/one', 'alpha', 'beta/x/y', 'alpha-2', 'alpha/two'];

@@ -68,6 +68,26 @@ describe('SqliteMetadataStore specifics', () => {
     }
   });
 
+  test('a database from before the mirror gains tags.checked_at, every tag unchecked', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const path = join(dir, 'metadata.db');
+    const old = new DatabaseSync(path);
+    old.exec('CREATE TABLE tags (repository TEXT NOT NULL, tag TEXT NOT NULL, digest TEXT NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (repository, tag)) WITHOUT ROWID');
+    old.prepare('INSERT INTO tags VALUES (?, ?, ?, ?)').run('app', 'v1', digestOf('m'), 42);
+    old.close();
+    let store = new SqliteMetadataStore(path);
+    try {
+      assert.deepEqual(await store.getTag('app', 'v1'), { digest: digestOf('m'), updatedAt: 42 });
+      assert.equal(await store.markTagChecked('app', 'v1', 99), true);
+      await store.close();
+      store = new SqliteMetadataStore(path); // migrating again is a no-op
+      assert.equal((await store.getTag('app', 'v1'))?.checkedAt, 99);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('two stores on one file see each other\'s commits', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
     const a = new SqliteMetadataStore(join(dir, 'metadata.db'));
