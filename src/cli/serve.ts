@@ -23,6 +23,7 @@ export function registerServe(program: Command): void {
     .option('--send-buffer-memory <size>', 'read buffers all blob responses may hold together (default 16MiB)')
     .option('--manifest-body-memory <size>', 'memory all manifest bodies in flight may hold together (default 64MiB)')
     .option('--proxy <url>', 'mirror mode: pull unprefixed names through this upstream registry (several upstreams: upstreams: in --config; see docs/mirror.md)')
+    .option('--x-accel-redirect <prefix>', 'behind nginx: answer GETs of stored blobs with X-Accel-Redirect: <prefix>/<path under <data>/blobs/>, no body (see docs/serve.md)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.
       const typed = (key: string) => command.getOptionValueSource(key) === 'cli';
@@ -42,12 +43,13 @@ export function registerServe(program: Command): void {
           sendBufferMemory: options.sendBufferMemory,
           manifestBodyMemory: options.manifestBodyMemory,
           proxy: options.proxy,
+          xAccelRedirect: options.xAccelRedirect,
         },
         options.config as string | undefined,
       );
       const log = pino({ level: config.logLevel });
       const running = await startRegistry(config, log);
-      log.info({ listen: running.address, data: config.data, delete: config.delete, readOnly: config.readOnly }, `skiff registry listening on ${running.url}`);
+      log.info({ listen: running.address, data: config.data, delete: config.delete, readOnly: config.readOnly, xAccelRedirect: config.xAccelRedirect }, `skiff registry listening on ${running.url}`);
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down: finishing in-flight requests');
         const force = setTimeout(() => process.exit(1), 30_000);

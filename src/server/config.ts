@@ -34,6 +34,11 @@ export interface ServeConfig {
   proxy?: string;
   /** Mirror mode: the upstream registries pulled through (YAML only). See docs/mirror.md. */
   upstreams?: UpstreamConfig[];
+  /**
+   * Blob offload to an nginx in front: a GET of a blob committed in the store is answered with
+   * `X-Accel-Redirect: <prefix>/<path under <data>/blobs/>` and no body (docs/serve.md).
+   */
+  xAccelRedirect?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -94,7 +99,21 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   manifestBodyMemory: sizeField(4 * 1024 * 1024),
   proxy: parseProxy,
   upstreams: parseUpstreamList,
+  xAccelRedirect: parseAccelPrefix,
 };
+
+/**
+ * An nginx location prefix such as `/_skiff_blobs`: an absolute URI path of plain segments (none
+ * starts with a dot, nothing to percent-encode), never under /v2/, where it would shadow the registry's API.
+ */
+function parseAccelPrefix(v: unknown): Parsed<string> {
+  const prefix = typeof v === 'string' ? v.replace(/\/+$/, '') : undefined;
+  if (prefix === undefined || !/^(\/[A-Za-z0-9_~-][A-Za-z0-9._~-]*)+$/.test(prefix)) {
+    return problem('expected a URI path such as /_skiff_blobs: the internal nginx location that aliases <data>/blobs/');
+  }
+  if (/^\/v2(\/|$)/.test(prefix)) return problem(`${prefix} is under /v2/, the registry's own API; choose a path such as /_skiff_blobs`);
+  return ok(prefix);
+}
 
 function parseSizeOrPercent(v: unknown): Parsed<FreeSpaceRule> {
   const size = parseSize(v, { percent: true });

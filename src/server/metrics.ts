@@ -140,6 +140,7 @@ export class ServerMetrics {
   private readonly received: Counter;
   private readonly sent: Counter;
   private readonly refused: Counter;
+  private readonly offloads: Counter;
   private readonly mirrorCounters: {
     hits: Counter<'kind'>;
     misses: Counter<'kind'>;
@@ -189,6 +190,7 @@ export class ServerMetrics {
       },
     });
     this.refused = counter('http_connections_refused_total', 'Connections answered 503 and closed because maxConnections were open.');
+    this.offloads = counter('http_blob_offloads_total', 'Blob GETs answered with X-Accel-Redirect and no body, for the nginx in front to send the file (--x-accel-redirect).');
 
     const c = {
       hits: counter('mirror_cache_hits_total', 'Mirror requests served from the cache, by kind (manifest, blob, tags, catalog).', ['kind']),
@@ -255,6 +257,7 @@ export class ServerMetrics {
       const method = METHODS.has(req.method ?? '') ? req.method! : 'other';
       const { route } = state;
       this.requests.inc({ method, route, status: String(res.statusCode) });
+      if (res.hasHeader('x-accel-redirect')) this.offloads.inc();
       if (!res.writableFinished) this.incomplete.inc({ method, route });
       // A scrape is not traffic: its own time would only blur latency summed over all routes.
       else if (route !== 'metrics') this.duration.observe({ method, route }, Number(process.hrtime.bigint() - started) / 1e9);

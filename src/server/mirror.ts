@@ -18,6 +18,8 @@ export interface ServedBlob {
   size: number;
   /** Writes the blob (or one range) into `destination` and ends it; on a failure, cuts it before its last byte. */
   copyTo(destination: Writable, range?: ByteRange): Promise<void>;
+  /** The bytes are a committed, verified file of the blob store, not a fill in progress (so a front proxy may send it). */
+  stored?: boolean;
 }
 
 /** What the mirror needs from the registry it fills: its metadata, and its one way to store a manifest. */
@@ -164,7 +166,7 @@ export class Mirror {
         throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not known in repository ${route.canonical}, and upstream ${route.upstream.label} does not have it in ${route.repository}`, { detail: { digest } });
       }
       this.hit('blob');
-      return { digest, size: stored, copyTo: (destination, range) => this.blobs.copyTo(digest, destination, range) };
+      return { digest, size: stored, stored: true, copyTo: (destination, range) => this.blobs.copyTo(digest, destination, range) };
     }
     if (this.readOnly) throw this.notCached('BLOB_UNKNOWN', `blob ${digest} of ${route.canonical}`);
     if (!this.fillUpstreams.has(digest)) this.fillUpstreams.set(digest, route.upstream.host);
@@ -187,7 +189,7 @@ export class Mirror {
     } catch (error) {
       throw this.upstreamFailure(error, route, `blob ${digest}`);
     }
-    return { digest, size, copyTo: (destination, range) => source.copyTo(destination, range) };
+    return { digest, size, stored: source.from === 'store', copyTo: (destination, range) => source.copyTo(destination, range) };
   }
 
   /**

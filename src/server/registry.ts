@@ -142,7 +142,7 @@ export class Registry {
     const route = this.mirrorRoute(repository, ns);
     if (!route) {
       const blob = await this.statBlob(repository, digestText);
-      return { ...blob, copyTo: (destination, range) => this.blobs.copyTo(blob.digest, destination, range) };
+      return { ...blob, stored: true, copyTo: (destination, range) => this.blobs.copyTo(blob.digest, destination, range) };
     }
     return this.mirror!.blob(route, this.checkDigest(digestText));
   }

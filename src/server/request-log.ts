@@ -67,6 +67,8 @@ export function logEachRequest(req: IncomingMessage, res: ServerResponse, log: L
       ms: Math.round(ms * 100) / 100,
       remote,
       complete,
+      // The body is nginx's to send (--x-accel-redirect): `bytes` is this response's, 0.
+      ...(res.hasHeader('x-accel-redirect') ? { offloaded: true } : {}),
     };
     if (complete && quiet(req.url ?? '', res.statusCode)) log.debug(line, 'request');
     else if (complete) log.info(line, 'request');

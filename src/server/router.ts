@@ -16,6 +16,8 @@ export interface RequestContext {
   log: Logger;
   /** Memory all manifest bodies being received may hold together. */
   manifestBodies: BodyBudget;
+  /** Blob offload to an nginx in front: the internal location's prefix (`--x-accel-redirect`). */
+  xAccelRedirect?: string | undefined;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;

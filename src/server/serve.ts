@@ -28,7 +28,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
   const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), log });
   const metrics = new ServerMetrics();
   registry.mirror?.setMetrics(metrics.mirror);
-  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics });
+  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics, xAccelRedirect: config.xAccelRedirect });
   const { host, port } = splitListen(config.listen);
   server.listen(port, host);
   await once(server, 'listening');

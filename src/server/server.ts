@@ -44,6 +44,8 @@ export interface RegistryServerOptions {
   limits: ServerLimits;
   /** Served at GET /metrics; one is made when not given. */
   metrics?: ServerMetrics;
+  /** Blob offload: GETs of stored blobs answer `X-Accel-Redirect: <prefix>/…` and no body (handlers/blobs.ts). */
+  xAccelRedirect?: string | undefined;
 }
 
 /**
@@ -52,7 +54,7 @@ export interface RegistryServerOptions {
  * keep-alive connections close, connections beyond the cap get a 503, and one connection's
  * requests run in order. One structured log line per request; spec errors for every failure.
  */
-export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics() }: RegistryServerOptions): Server {
+export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics(), xAccelRedirect }: RegistryServerOptions): Server {
   const router = registryRoutes();
   const manifestBodies = new BodyBudget(limits.manifestBodyMemory);
 
@@ -90,7 +92,7 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
     if ('allowed' in found) {
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
     }
-    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log, manifestBodies };
+    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log, manifestBodies, xAccelRedirect };
     await found.handler(ctx);
   }
 

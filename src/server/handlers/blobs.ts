@@ -1,3 +1,7 @@
+import { join, relative, sep } from 'node:path';
+import { FsBlobStore } from '../../content/fs-blob-store.ts';
+import type { BlobStore } from '../../content/store.ts';
+import type { Digest } from '../../digest/digest.ts';
 import { excerpt } from '../../errors/excerpt.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import { parseRangeHeader, sendEmpty } from '../http-util.ts';
@@ -28,6 +32,21 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     });
   }
   const range = wanted.kind === 'range' ? wanted.range : undefined;
+  // Offload (--x-accel-redirect): the nginx in front sends the file, with sendfile, and applies the
+  // client's Range itself. Only where it would answer as we do: no Range header, or one range this
+  // code also honours (a malformed or multi-range header, or an If-Range that does not match, is
+  // served whole, here). Never a fill in progress: only committed, verified files.
+  const offload = ctx.xAccelRedirect !== undefined && req.method === 'GET' && blob.stored === true && blob.size > 0 && (req.headers.range === undefined || range !== undefined);
+  const target = offload ? offloadTarget(ctx.xAccelRedirect!, registry.blobs, blob.digest) : undefined;
+  if (target !== undefined) {
+    // An empty body, so Content-Length 0: it must describe this response, not the file nginx sends
+    // in its place. No Content-Range (nginx makes its own) and no Accept-Ranges (nginx copies it to
+    // its answer and adds its own: the header would appear twice).
+    const { 'Accept-Ranges': _, ...kept } = headers;
+    res.writeHead(200, { ...kept, 'Content-Length': 0, 'X-Accel-Redirect': target });
+    res.end();
+    return;
+  }
   const length = range ? range.end - range.start + 1 : blob.size;
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
   res.writeHead(range ? 206 : 200, { ...headers, 'Content-Length': length });
@@ -36,6 +55,15 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     return;
   }
   await blob.copyTo(res, range);
+}
+
+/**
+ * `<prefix>/sha256/ab/ab12…`: where the blob's file lies under `<data>/blobs/`, under the internal
+ * nginx location that aliases that directory. Undefined for a store that keeps no local files.
+ */
+function offloadTarget(prefix: string, store: BlobStore, digest: Digest): string | undefined {
+  if (!(store instanceof FsBlobStore)) return undefined;
+  return `${prefix}/${relative(join(store.root, 'blobs'), store.blobPath(digest)).split(sep).join('/')}`;
 }
 
 /** end-10: DELETE /v2/<name>/blobs/<digest> unlinks the blob from the repository. */

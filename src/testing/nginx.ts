@@ -1,0 +1,111 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:fs';
+import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort, hasCommand, stopChild, waitForHttp, type Peer } from './peers.ts';
+
+/** Debian installs nginx in /usr/sbin, which a non-root PATH often lacks. */
+async function nginxCommand(): Promise<string | undefined> {
+  if (await hasCommand('nginx')) return 'nginx';
+  return access('/usr/sbin/nginx', constants.X_OK).then(
+    () => '/usr/sbin/nginx',
+    () => undefined,
+  );
+}
+
+/**
+ * As peerSkipReason (peers.ts) for nginx: in CI a missing nginx fails the test file, locally it
+ * skips with a loud message.
+ */
+export async function nginxSkipReason(): Promise<string | false> {
+  if ((await nginxCommand()) !== undefined) return false;
+  const message = 'interop peer missing: nginx (apt-get install -y nginx)';
+  if (process.env.CI) throw new Error(`${message}; CI must run interop tests`);
+  process.stderr.write(`\n!!! SKIPPING: ${message}\n\n`);
+  return message;
+}
+
+/**
+ * The nginx configuration that pairs with `skiff serve --x-accel-redirect /_skiff_blobs`: the
+ * ```nginx block of docs/serve.md ("Behind nginx"), so the tests run what the documentation gives,
+ * with their own addresses and data directory in place of the example's.
+ */
+export async function documentedNginxConfig(options: { listen: string; skiff: string; dataDir: string }): Promise<string> {
+  const doc = await readFile(new URL('../../docs/serve.md', import.meta.url), 'utf8');
+  const block = /^## Behind nginx[^]*?^```nginx\n([^]*?)^```$/m.exec(doc)?.[1];
+  if (block === undefined) throw new Error('docs/serve.md: no ```nginx block under "## Behind nginx"');
+  let config = block;
+  const swap = (example: string, actual: string): void => {
+    if (config.split(example).length !== 2) throw new Error(`docs/serve.md's nginx example no longer has exactly one ${JSON.stringify(example)}`);
+    config = config.replace(example, () => actual);
+  };
+  swap('server 127.0.0.1:5000;', `server ${options.skiff};`);
+  swap('listen 80;', `listen ${options.listen};`);
+  swap('alias /var/lib/skiff/blobs/;', `alias ${join(options.dataDir, 'blobs')}/;`);
+  return config;
+}
+
+export interface NginxFront extends Peer {
+  /** The access log so far: one line per request, `<status> <bytes sent> "<request line>"`. */
+  accessLog(): Promise<string[]>;
+  errorLog(): Promise<string>;
+}
+
+/**
+ * Debian's nginx in front of a skiff on `skiff` (host:port) with `--x-accel-redirect /_skiff_blobs`,
+ * on a free loopback port, with a temp prefix and config, `daemon off`, stopped by its PID.
+ */
+export async function startNginxFront(options: { skiff: string; dataDir: string }): Promise<NginxFront> {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-nginx-'));
+  await mkdir(join(dir, 'logs'));
+  const port = await freePort();
+  const temp = (name: string): string => `${name}_temp_path ${join(dir, `${name}-temp`)};`;
+  const config = `
+# As root the workers would run as "nobody", which may not read the data directory.
+${process.getuid?.() === 0 ? 'user root;' : ''}
+daemon off;
+worker_processes 1;
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'logs', 'error.log')} warn;
+events { worker_connections 256; }
+http {
+  sendfile on;
+  tcp_nopush on;
+  default_type application/octet-stream;
+  log_format skiff '$status $body_bytes_sent "$request"';
+  access_log ${join(dir, 'logs', 'access.log')} skiff;
+  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
+${await documentedNginxConfig({ listen: `127.0.0.1:${port}`, ...options })}
+}
+`;
+  await writeFile(join(dir, 'nginx.conf'), config);
+  // -e: the error log before the config is read (the default under /var/log may not be writable).
+  const command = await nginxCommand();
+  if (command === undefined) throw new Error('nginx is not installed (apt-get install -y nginx)');
+  const child = spawn(command, ['-p', dir, '-e', join(dir, 'logs', 'error.log'), '-c', join(dir, 'nginx.conf')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const errorLog = () => readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => '');
+  try {
+    await waitForHttp(`${url}/v2/`);
+  } catch (error) {
+    await stopChild(child, 'SIGKILL');
+    throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr}\n${await errorLog()}`);
+  }
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    child,
+    async accessLog() {
+      const text = await readFile(join(dir, 'logs', 'access.log'), 'utf8').catch(() => '');
+      return text.split('\n').filter((line) => line !== '');
+    },
+    errorLog,
+    async stop() {
+      await stopChild(child, 'SIGQUIT'); // graceful: finish requests, then exit
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
