@@ -23,6 +23,7 @@ export function registerServe(program: Command): void {
     .option('--send-buffer-memory <size>', 'read buffers all blob responses may hold together (default 16MiB)')
     .option('--manifest-body-memory <size>', 'memory all manifest bodies in flight may hold together (default 64MiB)')
     .option('--proxy <url>', 'mirror mode: pull unprefixed names through this upstream registry (several upstreams: upstreams: in --config; see docs/mirror.md)')
+    .option('--cache-max-size <size>', 'mirror mode: evict the least recently used cached images beyond this size, e.g. 50GiB (default: unlimited)')
     .option('--x-accel-redirect <prefix>', 'behind nginx: answer GETs of stored blobs with X-Accel-Redirect: <prefix>/<path under <data>/blobs/>, no body (see docs/serve.md)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.
@@ -43,6 +44,7 @@ export function registerServe(program: Command): void {
           sendBufferMemory: options.sendBufferMemory,
           manifestBodyMemory: options.manifestBodyMemory,
           proxy: options.proxy,
+          cacheMaxSize: options.cacheMaxSize,
           xAccelRedirect: options.xAccelRedirect,
         },
         options.config as string | undefined,

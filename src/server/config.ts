@@ -34,6 +34,8 @@ export interface ServeConfig {
   proxy?: string;
   /** Mirror mode: the upstream registries pulled through (YAML only). See docs/mirror.md. */
   upstreams?: UpstreamConfig[];
+  /** Mirror mode: bytes the cache may hold before its least recently used images are evicted; unlimited when absent. */
+  cacheMaxSize?: number;
   /**
    * Blob offload to an nginx in front: a GET of a blob committed in the store is answered with
    * `X-Accel-Redirect: <prefix>/<path under <data>/blobs/>` and no body (docs/serve.md).
@@ -99,6 +101,7 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   manifestBodyMemory: sizeField(4 * 1024 * 1024),
   proxy: parseProxy,
   upstreams: parseUpstreamList,
+  cacheMaxSize: sizeField(1024 * 1024),
   xAccelRedirect: parseAccelPrefix,
 };
 

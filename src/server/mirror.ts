@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { ByteRange } from '../content/store.ts';
+import type { BlobPins } from '../content/blob-pins.ts';
+import type { BlobStore, ByteRange } from '../content/store.ts';
 import { isDigest, type Digest } from '../digest/digest.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { BlobFills, type BlobFillsOptions, type BlobSource, type FillTarget } from '../proxy/blob-fills.ts';
@@ -10,6 +11,7 @@ import { isUpstreamUnavailable, UpstreamError } from '../proxy/upstream.ts';
 import type { MirrorRoute, Upstreams } from '../proxy/upstreams.ts';
 import { isValidTag } from '../reference/name.ts';
 import { noMirrorMetrics, type MirrorKind, type MirrorMetrics } from './metrics.ts';
+import { MirrorCache, type MirrorCacheOptions } from './mirror-cache.ts';
 import type { ManifestRecord, MetadataStore, Page } from './storage/metadata.ts';
 
 /** A blob ready to send: its size is known, its bytes come from the store or from a fill as they arrive. */
@@ -28,6 +30,8 @@ export interface MirrorStore {
   /** Parses, verifies and stores a manifest (no check of its children: they are fetched lazily). */
   storeManifest(repository: string, body: Buffer, contentType: string | undefined, tags: string[]): Promise<ManifestRecord>;
   readManifest(digest: Digest): Promise<Buffer>;
+  /** The blobs in use in this process, which the cache's eviction leaves alone. */
+  readonly pins: BlobPins;
 }
 
 export interface MirroredManifest {
@@ -59,8 +63,10 @@ export interface MirrorOptions {
   fills?: BlobFillsOptions;
   /** The server's mirror counters (GET /metrics); see also `setMetrics`. */
   metrics?: MirrorMetrics;
-  /** The clock the tag TTL is measured with (tests). */
+  /** The clock the tag TTL and the cache's LRU are measured with (tests). */
   now?: () => number;
+  /** The cache's maximum size and LRU settings (`cacheMaxSize`; docs/mirror.md "Eviction"). */
+  cache?: Omit<MirrorCacheOptions, 'log' | 'metrics' | 'readOnly' | 'now'>;
 }
 
 /**
@@ -73,7 +79,10 @@ export interface MirrorOptions {
 export class Mirror {
   readonly upstreams: Upstreams;
   readonly stats: MirrorStats = { blobHits: 0, blobMisses: 0, manifestHits: 0, manifestMisses: 0, revalidations: 0, staleServes: 0, upstreamBlobRequests: 0, upstreamBlobBytes: 0 };
+  /** The cache's size and LRU eviction. */
+  readonly cache: MirrorCache;
   private readonly store: MirrorStore;
+  private readonly pins: BlobPins;
   private readonly blobs: FillTarget;
   private readonly fills: BlobFills;
   private readonly log: Logger;
@@ -86,14 +95,16 @@ export class Mirror {
   private readonly fillUpstreams = new Map<Digest, string>();
   private metrics: MirrorMetrics;
 
-  constructor(store: MirrorStore, blobs: FillTarget, upstreams: Upstreams, options: MirrorOptions) {
+  constructor(store: MirrorStore, blobs: FillTarget & Pick<BlobStore, 'delete'>, upstreams: Upstreams, options: MirrorOptions) {
     this.store = store;
+    this.pins = store.pins;
     this.blobs = blobs;
     this.upstreams = upstreams;
     this.log = options.log;
     this.readOnly = options.readOnly ?? false;
     this.now = options.now ?? Date.now;
     this.metrics = options.metrics ?? noMirrorMetrics;
+    this.cache = new MirrorCache(store.metadata, blobs, store.pins, { ...options.cache, readOnly: this.readOnly, log: this.log, metrics: this.metrics, now: this.now });
     const onEvent = options.fills?.onEvent;
     this.fills = new BlobFills(blobs, {
       ...options.fills,
@@ -107,6 +118,7 @@ export class Mirror {
   /** Counts into the server's metrics from now on (they are made after the registry is opened). */
   setMetrics(metrics: MirrorMetrics): void {
     this.metrics = metrics;
+    this.cache.setMetrics(metrics);
   }
 
   private hit(kind: MirrorKind): void {
@@ -160,12 +172,29 @@ export class Mirror {
    */
   async blob(route: MirrorRoute, digest: Digest): Promise<ServedBlob> {
     this.checkAllowed(route);
+    // Pinned from the first look at the store until the response has its bytes, so eviction never
+    // deletes the file in between: copyTo holds a pin of its own while it runs, and a response
+    // that sends no body (HEAD, an X-Accel-Redirect) lets go at the next turn of the event loop.
+    const release = await this.pins.pin(digest);
+    let served: ServedBlob;
+    try {
+      served = await this.openBlob(route, digest);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    setImmediate(release);
+    return { ...served, copyTo: (destination, range) => this.pins.hold(digest, () => served.copyTo(destination, range)) };
+  }
+
+  private async openBlob(route: MirrorRoute, digest: Digest): Promise<ServedBlob> {
     const stored = await this.blobs.stat(digest);
     if (stored !== undefined) {
       if (!(await this.servable(route, digest))) {
         throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not known in repository ${route.canonical}, and upstream ${route.upstream.label} does not have it in ${route.repository}`, { detail: { digest } });
       }
       this.hit('blob');
+      this.cache.usedBlob(digest);
       return { digest, size: stored, stored: true, copyTo: (destination, range) => this.blobs.copyTo(digest, destination, range) };
     }
     if (this.readOnly) throw this.notCached('BLOB_UNKNOWN', `blob ${digest} of ${route.canonical}`);
@@ -204,13 +233,13 @@ export class Mirror {
     const links = await this.metadata.blobLinks(digest, 100);
     const proven =
       links.some((repository) => this.isCached(repository)) || (!this.readOnly && (await this.ask(route, 'blob', 'HEAD', () => route.upstream.hasBlob(route.repository, digest))));
-    if (proven) await this.metadata.linkBlob(route.canonical, digest);
+    if (proven) await this.link(route.canonical, digest);
     return proven;
   }
 
   private async linkWhenCommitted(repository: string, digest: Digest, source: BlobSource): Promise<void> {
     if (source.from === 'store') {
-      await this.metadata.linkBlob(repository, digest);
+      await this.link(repository, digest);
       return;
     }
     let waiting = this.pendingLinks.get(digest);
@@ -225,8 +254,18 @@ export class Mirror {
     if (!waiting) return;
     this.pendingLinks.delete(digest);
     for (const repository of waiting) {
-      await this.metadata.linkBlob(repository, digest).catch((error: unknown) => this.log.error({ err: error, repository, digest }, 'mirror: cannot link a filled blob'));
+      await this.link(repository, digest).catch((error: unknown) => this.log.error({ err: error, repository, digest }, 'mirror: cannot link a filled blob'));
     }
+  }
+
+  /**
+   * Links a blob to a cached repository, marked as such first (its links keep nothing from
+   * eviction). Read-only writes nothing: the blob is served all the same, unlinked.
+   */
+  private async link(repository: string, digest: Digest): Promise<void> {
+    if (this.readOnly) return;
+    await this.cache.adopt(repository);
+    await this.metadata.linkBlob(repository, digest);
   }
 
   private observe(event: FillEvent): void {
@@ -247,6 +286,9 @@ export class Mirror {
         this.metrics.upstreamBytes(upstream, event.received);
         this.log.info({ digest: event.digest, size: event.size, received: event.received }, 'mirror: blob cached');
         void this.flushLinks(event.digest);
+        if (!event.alreadyExisted) {
+          this.cache.storedBlob({ digest: event.digest, size: event.size }).catch((error: unknown) => this.log.error({ err: error, digest: event.digest }, 'mirror: cannot record a filled blob in the cache'));
+        }
         break;
       case 'fail':
         this.fillUpstreams.delete(event.digest);
@@ -274,44 +316,58 @@ export class Mirror {
     const { canonical } = route;
     if (reference.includes(':')) {
       const digest = reference as Digest;
-      const cached = await this.metadata.getManifest(canonical, digest);
+      const cached = await this.cachedManifest(canonical, digest);
       if (cached) {
         this.hit('manifest');
-        return { record: cached, body: await this.store.readManifest(digest) };
+        return cached;
       }
       if (this.readOnly) throw this.notCached('MANIFEST_UNKNOWN', `manifest ${canonical}@${digest}`);
       return this.calls.run(`${canonical}@${digest}`, () => this.fetchManifest(route, digest, []));
     }
     if (!isValidTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not known in repository ${canonical}`, { detail: { reference } });
     const tag = await this.metadata.getTag(canonical, reference);
-    const cached = tag ? await this.metadata.getManifest(canonical, tag.digest) : undefined;
+    const cached = tag ? await this.cachedManifest(canonical, tag.digest) : undefined;
     if (cached && (this.readOnly || (tag?.checkedAt !== undefined && this.now() - tag.checkedAt < route.upstream.config.tagTTL))) {
       this.hit('manifest');
-      return { record: cached, body: await this.store.readManifest(cached.digest) };
+      return cached;
     }
     if (this.readOnly) throw this.notCached('MANIFEST_UNKNOWN', `manifest ${canonical}:${reference}`);
     return this.calls.run(`${canonical}:${reference}`, () => this.revalidate(route, reference, cached));
   }
 
-  private async revalidate(route: MirrorRoute, tag: string, cached: ManifestRecord | undefined): Promise<MirroredManifest> {
+  /**
+   * A cached manifest with its body, read with its digest pinned (eviction cannot take the body
+   * between the lookup and the read), and counted as a use for the LRU. Undefined when not cached.
+   */
+  private async cachedManifest(repository: string, digest: Digest): Promise<MirroredManifest | undefined> {
+    return this.pins.hold(digest, async () => {
+      const record = await this.metadata.getManifest(repository, digest);
+      if (!record) return undefined;
+      const body = await this.store.readManifest(digest);
+      this.cache.usedManifest(repository, digest);
+      return { record, body };
+    });
+  }
+
+  private async revalidate(route: MirrorRoute, tag: string, cached: MirroredManifest | undefined): Promise<MirroredManifest> {
     const { canonical } = route;
     try {
       if (cached) {
         const head = await this.ask(route, 'manifest', 'HEAD', () => route.upstream.headManifest(route.repository, tag));
         this.stats.revalidations++;
-        if (head?.digest === cached.digest) {
+        if (head?.digest === cached.record.digest) {
           await this.metadata.markTagChecked(canonical, tag, this.now());
           this.hit('manifest');
-          return { record: cached, body: await this.store.readManifest(cached.digest) };
+          return cached;
         }
         if (head && isDigest(head.digest)) {
-          this.log.info({ repository: canonical, tag, from: cached.digest, to: head.digest }, 'mirror: tag moved upstream');
-          const known = await this.metadata.getManifest(canonical, head.digest);
+          this.log.info({ repository: canonical, tag, from: cached.record.digest, to: head.digest }, 'mirror: tag moved upstream');
+          const known = await this.cachedManifest(canonical, head.digest);
           if (known) {
-            const body = await this.store.readManifest(known.digest);
-            const record = await this.store.storeManifest(canonical, body, known.mediaType, [tag]);
+            await this.cache.adopt(canonical);
+            const record = await this.store.storeManifest(canonical, known.body, known.record.mediaType, [tag]);
             await this.metadata.markTagChecked(canonical, tag, this.now());
-            return { record, body };
+            return { record, body: known.body };
           }
           return await this.fetchManifest(route, head.digest, [tag]);
         }
@@ -322,8 +378,8 @@ export class Mirror {
     } catch (error) {
       if (cached && isUpstreamUnavailable(error)) {
         this.stale('manifest');
-        this.log.warn({ repository: canonical, tag, digest: cached.digest, upstream: route.upstream.host, reason: (error as Error).message }, 'mirror: upstream unavailable, serving the cached (stale) manifest');
-        return { record: cached, body: await this.store.readManifest(cached.digest), stale: true };
+        this.log.warn({ repository: canonical, tag, digest: cached.record.digest, upstream: route.upstream.host, reason: (error as Error).message }, 'mirror: upstream unavailable, serving the cached (stale) manifest');
+        return { ...cached, stale: true };
       }
       if (cached && error instanceof UpstreamError && error.status === 404) {
         // The upstream says the tag is gone: so is the cached tag (its manifest stays, by digest).
@@ -339,6 +395,7 @@ export class Mirror {
     this.metrics.upstreamBytes(route.upstream.host, body.length);
     let record: ManifestRecord;
     try {
+      await this.cache.adopt(route.canonical); // before the manifest: in a repository not marked cached it would be local content
       record = await this.store.storeManifest(route.canonical, body, descriptor.mediaType, tags);
     } catch (error) {
       if (error instanceof RegistryError && error.code === 'MANIFEST_INVALID') {
@@ -351,6 +408,9 @@ export class Mirror {
       }
       throw error;
     }
+    await this.cache
+      .storedManifest(route.canonical, { digest: record.digest, size: record.size })
+      .catch((error: unknown) => this.log.error({ err: error, repository: route.canonical, digest: record.digest }, 'mirror: cannot record a manifest in the cache'));
     for (const tag of tags) await this.metadata.markTagChecked(route.canonical, tag, this.now());
     this.miss('manifest');
     this.log.info({ repository: route.canonical, reference, digest: record.digest }, 'mirror: manifest cached');
@@ -431,6 +491,7 @@ export class Mirror {
   /** Aborts the fills running (their clients are cut, their ingests removed) and closes the upstream connections. */
   async close(): Promise<void> {
     await this.fills.close();
+    await this.cache.close(); // after the fills: their records are written, then the hits
     await this.upstreams.close();
   }
 

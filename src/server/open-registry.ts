@@ -14,7 +14,10 @@ import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
  * one-shot writes that never committed, and ingest files whose session is gone.
  * Upload sessions themselves survive, so clients can resume them.
  */
-export async function openRegistry(dataDir: string, options: RegistryOptions & { sendBufferMemory?: number; upstreams?: UpstreamConfig[]; log?: Logger }): Promise<Registry> {
+export async function openRegistry(
+  dataDir: string,
+  options: RegistryOptions & { sendBufferMemory?: number; upstreams?: UpstreamConfig[]; cacheMaxSize?: number | undefined; log?: Logger },
+): Promise<Registry> {
   const layout = registryLayout(dataDir);
   await prepareDataDir(dataDir);
   const sendBuffers = options.sendBufferMemory !== undefined ? new SendBuffers(options.sendBufferMemory) : undefined;
@@ -29,7 +32,10 @@ export async function openRegistry(dataDir: string, options: RegistryOptions & {
     // Loaded only in mirror mode: a plain registry never loads the HTTP client.
     const [{ Mirror }, { Upstreams }] = await Promise.all([import('./mirror.ts'), import('../proxy/upstreams.ts')]);
     const log = options.log ?? pino({ level: 'silent' });
-    registry.useMirror(new Mirror(registry, blobs, new Upstreams(options.upstreams), { log, readOnly: options.readOnly }));
+    const mirror = new Mirror(registry, blobs, new Upstreams(options.upstreams), { log, readOnly: options.readOnly, cache: { maxBytes: options.cacheMaxSize } });
+    registry.useMirror(mirror);
+    // Before any request: deletes of evicted blobs that a crash cut short are finished first.
+    await mirror.cache.start();
   }
   return registry;
 }

@@ -10,6 +10,7 @@ import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
 import { isValidTag, nameProblem } from '../reference/name.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { KeyedMutex } from '../content/keyed-mutex.ts';
+import { BlobPins } from '../content/blob-pins.ts';
 import type { ManifestRecord, MetadataStore, UploadSession } from './storage/metadata.ts';
 import type { MirrorRoute } from '../proxy/upstreams.ts';
 import type { Mirror, MirroredPage, ServedBlob } from './mirror.ts';
@@ -57,6 +58,11 @@ export class Registry {
   readonly blobs: BlobStore;
   readonly metadata: MetadataStore;
   readonly options: RegistryOptions;
+  /**
+   * Blobs in use right now. A push that finds its blob committed already (a mirror's cached copy,
+   * maybe) pins it until it is linked, so the cache's eviction cannot delete it in between.
+   */
+  readonly pins = new BlobPins();
   /** Mirror mode: the upstreams that repositories under cached namespaces fall back to. */
   mirror: Mirror | undefined;
 
@@ -171,10 +177,12 @@ export class Registry {
     if (from !== undefined) {
       if (nameProblem(from) !== undefined || !(await this.metadata.isBlobLinked(from, digest))) return undefined;
     }
-    const size = await this.blobs.stat(digest);
-    if (size === undefined) return undefined;
-    await this.metadata.linkBlob(repository, digest);
-    return { digest, size };
+    return this.pins.hold(digest, async () => {
+      const size = await this.blobs.stat(digest);
+      if (size === undefined) return undefined;
+      await this.metadata.linkBlob(repository, digest);
+      return { digest, size };
+    });
   }
 
   async putBlob(repository: string, digestText: string, body: Readable, contentLength: number | undefined, ns?: string): Promise<BlobInfo> {
@@ -182,9 +190,11 @@ export class Registry {
     this.checkWritable();
     this.checkNotCached(repository, ns, 'push to');
     const digest = this.checkDigest(digestText);
-    const result = await this.translateWriteErrors(() => this.blobs.put(body, digest, contentLength));
-    await this.metadata.linkBlob(repository, digest);
-    return { digest, size: result.size };
+    return this.pins.hold(digest, async () => {
+      const result = await this.translateWriteErrors(() => this.blobs.put(body, digest, contentLength));
+      await this.metadata.linkBlob(repository, digest);
+      return { digest, size: result.size };
+    });
   }
 
   async startUpload(repository: string, ns?: string): Promise<UploadSession> {
@@ -274,8 +284,11 @@ export class Registry {
     if (lastChunk) session = await this.appendLocked(repository, id, lastChunk);
     const ingest = await this.blobs.ingest(id);
     try {
-      const result = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
-      await this.metadata.linkBlob(repository, digest);
+      const result = await this.pins.hold(digest, async () => {
+        const committed = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
+        await this.metadata.linkBlob(repository, digest);
+        return committed;
+      });
       return { digest, size: result.size };
     } finally {
       // The spec's "nothing is stored" on a bad digest: the session ends either way. Should the
@@ -396,13 +409,16 @@ export class Registry {
   }
 
   private async recordManifest(repository: string, body: Buffer, digest: Digest, parsed: ReturnType<typeof parseManifest>, tags: string[]): Promise<ManifestRecord> {
-    await this.blobs.put(Readable.from([body]), digest, body.length);
     const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: body.length, createdAt: Date.now() };
     if (parsed.artifactType) record.artifactType = parsed.artifactType;
     if (parsed.subject) record.subject = parsed.subject.digest;
     if (parsed.annotations) record.annotations = parsed.annotations;
     const references = childDescriptors(parsed).map((d) => d.digest);
-    await this.metadata.putManifest(record, references, tags);
+    // Pinned until the record makes the stored body in use (it may be a cached copy, committed already).
+    await this.pins.hold(digest, async () => {
+      await this.blobs.put(Readable.from([body]), digest, body.length);
+      await this.metadata.putManifest(record, references, tags);
+    });
     this.manifestCache.set(digest, body);
     return record;
   }

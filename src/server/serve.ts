@@ -25,7 +25,7 @@ export interface RunningRegistry {
 
 /** Starts `skiff serve`: embedded storage, HTTP server, graceful close. */
 export async function startRegistry(config: ServeConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningRegistry> {
-  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), log });
+  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), cacheMaxSize: config.cacheMaxSize, log });
   const metrics = new ServerMetrics();
   registry.mirror?.setMetrics(metrics.mirror);
   const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics, xAccelRedirect: config.xAccelRedirect });

@@ -35,6 +35,44 @@ export interface UploadSession {
   updatedAt: number;
 }
 
+/** A blob the mirror holds in its cache, counted once however many repositories use it. */
+export interface CachedBlob {
+  digest: Digest;
+  size: number;
+}
+
+/** A cached manifest or blob used again at `at` (the LRU's clock: milliseconds since the epoch). */
+export interface CacheTouch {
+  repository?: string;
+  digest: Digest;
+  at: number;
+}
+
+export interface CacheEvictionRequest {
+  /** Stop once this many bytes are released. */
+  bytes: number;
+  /** Only entries last used before this (the grace period: what was used since stays). */
+  usedBefore: number;
+  /** Digests in use in this process (a response, a push): neither evicted nor released. */
+  pinned: Iterable<Digest>;
+  /** The time recorded as the release time. */
+  now: number;
+  /** The most entries one call examines (one transaction), so that a call stays short. */
+  maxSteps?: number;
+}
+
+export interface CacheEvictionStep {
+  /** Cached manifests removed (with their tags and references), least recently used first. */
+  manifests: { repository: string; digest: Digest }[];
+  /**
+   * Blobs released: no manifest and no local repository uses them any more. They no longer count
+   * in cacheSize. The caller deletes each file (confirmRelease, delete, forgetCachedBlob).
+   */
+  released: CachedBlob[];
+  /** Nothing else can be evicted now (all that is left is in use, recent, or local). */
+  exhausted: boolean;
+}
+
 export interface Page<T> {
   items: T[];
   /** True when more items follow the last one returned. */
@@ -79,6 +117,57 @@ export interface MetadataStore {
 
   /** Blobs no manifest and no repository link uses any more: what GC may delete. */
   unreferencedBlobs(candidates: Digest[]): Promise<Digest[]>;
+
+  // ---- the mirror cache's LRU (docs/mirror.md "Eviction") ----
+  // Cached content is recorded apart from local content: its repositories (whose blob links keep
+  // nothing), its blobs with their sizes, each once, and a last-use time on each cached manifest.
+  // A blob that local content uses (a local repository's link or manifest) is local: linkBlob and
+  // putManifest in a repository not marked cached take it out of the cache, and recording it does
+  // not put it in. Eviction is a query here plus blob deletes, never a walk of the files.
+
+  /** `repository` is a mirror's copy of an upstream's: its manifests can be evicted, and its blob links keep no blob. */
+  markCachedRepository(repository: string): Promise<void>;
+  /**
+   * Records a blob the mirror stored (a filled layer or config), last used at `at`. Resolves the
+   * bytes newly counted: its size when it was not in the cache (or released) and no local content
+   * uses it, else 0.
+   */
+  recordCachedBlob(blob: CachedBlob, at: number): Promise<number>;
+  /**
+   * Records a manifest the mirror stored in a cached repository (after putManifest): the repository
+   * is marked cached, the manifest becomes an LRU entry used at `at`, and its body a cached blob.
+   * Resolves the bytes newly counted.
+   */
+  recordCachedManifest(repository: string, blob: CachedBlob, at: number): Promise<number>;
+  /**
+   * Moves the last use of cached manifests and blobs forward (never back). One call per batch:
+   * the mirror coalesces hits in memory and writes them every few seconds. Entries that are not
+   * in the cache are left alone.
+   */
+  touchCache(manifests: CacheTouch[], blobs: CacheTouch[]): Promise<void>;
+  /** Bytes the cache holds: every cached blob once, released ones excluded. */
+  cacheSize(): Promise<number>;
+  /**
+   * One step of LRU eviction, in one transaction. Entries, least recently used first, are the
+   * cached manifests that no other manifest of their repository references (an index takes its
+   * children along), and the cached blobs that nothing uses any more. A manifest is removed (its
+   * tags and references with it), which may leave its blobs unused: they then take their turn by
+   * their own last use. A blob is released when no manifest (cached or local) references it, no
+   * manifest is stored under its digest, and no local repository links it. Local content is
+   * never an entry.
+   */
+  evictCache(request: CacheEvictionRequest): Promise<CacheEvictionStep>;
+  /** Released blobs not forgotten yet (a crash came between release and delete), oldest release first. */
+  releasedBlobs(limit: number): Promise<CachedBlob[]>;
+  /**
+   * Just before the file of a released blob is deleted: true when still nothing uses it. When
+   * something does again (a push linked it meanwhile), it is back in the cache and false comes back.
+   */
+  confirmRelease(digest: Digest): Promise<boolean>;
+  /** A released blob that was in use when its turn came is back in the cache (checked again later). */
+  restoreCachedBlob(digest: Digest): Promise<void>;
+  /** After its file was deleted: the released blob's row goes, with the cached repositories' links to it. */
+  forgetCachedBlob(digest: Digest): Promise<void>;
 
   createUpload(session: UploadSession): Promise<void>;
   getUpload(id: string): Promise<UploadSession | undefined>;

@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
 import { storageError } from '../../content/storage-errors.ts';
-import type { ManifestRecord, MetadataStore, Page, TagRecord, UploadSession } from './metadata.ts';
+import type { CachedBlob, CacheEvictionRequest, CacheEvictionStep, CacheTouch, ManifestRecord, MetadataStore, Page, TagRecord, UploadSession } from './metadata.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories (
@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS manifests (
   subject TEXT,
   annotations TEXT,
   created_at INTEGER NOT NULL,
+  used_at INTEGER,
   PRIMARY KEY (repository, digest)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS manifests_subject ON manifests (repository, subject) WHERE subject IS NOT NULL;
@@ -42,6 +43,18 @@ CREATE TABLE IF NOT EXISTS tags (
   PRIMARY KEY (repository, tag)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS tags_digest ON tags (repository, digest);
+CREATE TABLE IF NOT EXISTS cache_repositories (
+  name TEXT PRIMARY KEY
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS cache_blobs (
+  digest TEXT PRIMARY KEY,
+  size INTEGER NOT NULL,
+  used_at INTEGER NOT NULL,
+  released_at INTEGER,
+  recheck INTEGER NOT NULL DEFAULT 1
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS cache_blobs_recheck ON cache_blobs (used_at, digest) WHERE released_at IS NULL AND recheck = 1;
+CREATE INDEX IF NOT EXISTS cache_blobs_released ON cache_blobs (released_at, digest) WHERE released_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS uploads (
   id TEXT PRIMARY KEY,
   repository TEXT NOT NULL,
@@ -127,6 +140,11 @@ export class SqliteMetadataStore implements MetadataStore {
       const tagColumns = this.db.prepare('PRAGMA table_info(tags)').all() as { name: string }[];
       // Before the mirror: no tag was ever checked upstream.
       if (!tagColumns.some((column) => column.name === 'checked_at')) this.db.exec('ALTER TABLE tags ADD COLUMN checked_at INTEGER');
+      // Before the cache's LRU: no manifest was an LRU entry (used_at stays NULL for local ones).
+      const manifestColumns = this.db.prepare('PRAGMA table_info(manifests)').all() as { name: string }[];
+      if (!manifestColumns.some((column) => column.name === 'used_at')) this.db.exec('ALTER TABLE manifests ADD COLUMN used_at INTEGER');
+      this.db.exec('CREATE INDEX IF NOT EXISTS manifests_lru ON manifests (used_at) WHERE used_at IS NOT NULL');
+      this.db.exec('CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest)');
     });
   }
 
@@ -200,6 +218,7 @@ export class SqliteMetadataStore implements MetadataStore {
     this.transaction(() => {
       this.ensureRepository(repository);
       this.sql('INSERT OR IGNORE INTO blob_links (repository, digest) VALUES (?, ?)').run(repository, digest);
+      this.handOverToLocal(repository, [digest]);
     }, `linking blob ${digest} to ${repository} in the metadata database`);
   }
 
@@ -208,7 +227,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
-    return this.write(`unlinking blob ${digest} from ${repository} in the metadata database`, () => Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0);
+    return this.transaction(() => {
+      const removed = Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
+      if (removed) this.recheckCachedBlob(digest); // a cached blob this link kept may be unused now
+      return removed;
+    }, `unlinking blob ${digest} from ${repository} in the metadata database`);
   }
 
   async blobLinks(digest: Digest, limit: number): Promise<string[]> {
@@ -240,6 +263,7 @@ export class SqliteMetadataStore implements MetadataStore {
          ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, checked_at = NULL`,
       );
       for (const tag of tags) upsertTag.run(record.repository, tag, record.digest, Date.now());
+      this.handOverToLocal(record.repository, [record.digest, ...references]);
     }, `recording manifest ${record.digest} of ${record.repository} in the metadata database`);
   }
 
@@ -276,12 +300,18 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async deleteManifest(repository: string, digest: Digest): Promise<boolean> {
-    return this.transaction(() => {
-      const removed = Number(this.sql('DELETE FROM manifests WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
-      this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
-      this.sql('DELETE FROM manifest_references WHERE repository = ? AND digest = ?').run(repository, digest);
-      return removed;
-    }, `deleting manifest ${digest} of ${repository} in the metadata database`);
+    return this.transaction(() => this.dropManifest(repository, digest), `deleting manifest ${digest} of ${repository} in the metadata database`);
+  }
+
+  /** Removes a manifest, its tags and its references; the cached blobs it used are checked again by the next eviction. */
+  private dropManifest(repository: string, digest: Digest): boolean {
+    const children = this.sql('SELECT child FROM manifest_references WHERE repository = ? AND digest = ?').all(repository, digest) as { child: Digest }[];
+    const removed = Number(this.sql('DELETE FROM manifests WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
+    this.sql('DELETE FROM tags WHERE repository = ? AND digest = ?').run(repository, digest);
+    this.sql('DELETE FROM manifest_references WHERE repository = ? AND digest = ?').run(repository, digest);
+    this.recheckCachedBlob(digest);
+    for (const { child } of children) this.recheckCachedBlob(child);
+    return removed;
   }
 
   async listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<ManifestRecord[]> {
@@ -304,6 +334,164 @@ export class SqliteMetadataStore implements MetadataStore {
           OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)`,
     );
     return candidates.filter((digest) => used.get(digest) === undefined);
+  }
+
+  // ---- the mirror cache's LRU ----
+
+  /**
+   * Local content that uses a cached blob makes it local: it leaves the cache's count, and no
+   * eviction will take it (what becomes of it is garbage collection's business).
+   */
+  private handOverToLocal(repository: string, digests: Digest[]): void {
+    if (this.sql('SELECT 1 FROM cache_repositories WHERE name = ?').get(repository) !== undefined) return;
+    const drop = this.sql('DELETE FROM cache_blobs WHERE digest = ?');
+    for (const digest of digests) drop.run(digest);
+  }
+
+  /** True when a local repository links the blob, stores a manifest under its digest, or has a manifest that references it. */
+  private usedLocally(digest: Digest): boolean {
+    return (
+      this.sql(
+        `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = ?1 AND NOT EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = l.repository))
+            OR EXISTS (SELECT 1 FROM manifests m WHERE m.digest = ?1 AND NOT EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = m.repository))
+            OR EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = ?1 AND NOT EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = r.repository))`,
+      ).get(digest) !== undefined
+    );
+  }
+
+  /** Flags a cached blob for the next eviction step to check: it may have lost its last user. */
+  private recheckCachedBlob(digest: Digest): void {
+    this.sql('UPDATE cache_blobs SET recheck = 1 WHERE digest = ? AND released_at IS NULL AND recheck = 0').run(digest);
+  }
+
+  /** True while a manifest (cached or local) references the blob, one is stored under its digest, or a local repository links it. */
+  private blobUsed(digest: Digest): boolean {
+    return (
+      this.sql(
+        `SELECT 1 WHERE EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
+            OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+            OR EXISTS (SELECT 1 FROM blob_links l WHERE l.digest = ?1 AND NOT EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = l.repository))`,
+      ).get(digest) !== undefined
+    );
+  }
+
+  private recordBlob({ digest, size }: CachedBlob, at: number): number {
+    if (this.usedLocally(digest)) return 0; // local content: never the cache's to count or evict
+    const before = this.sql('SELECT released_at FROM cache_blobs WHERE digest = ?').get(digest) as { released_at: number | null } | undefined;
+    this.sql(
+      `INSERT INTO cache_blobs (digest, size, used_at, released_at, recheck) VALUES (?, ?, ?, NULL, 1)
+       ON CONFLICT (digest) DO UPDATE SET size = excluded.size, used_at = MAX(used_at, excluded.used_at), released_at = NULL, recheck = 1`,
+    ).run(digest, size, at);
+    return before === undefined || before.released_at !== null ? size : 0;
+  }
+
+  async markCachedRepository(repository: string): Promise<void> {
+    this.write(`marking ${repository} as cached in the metadata database`, () => this.sql('INSERT OR IGNORE INTO cache_repositories (name) VALUES (?)').run(repository));
+  }
+
+  async recordCachedBlob(blob: CachedBlob, at: number): Promise<number> {
+    return this.transaction(() => this.recordBlob(blob, at), `recording cached blob ${blob.digest} in the metadata database`);
+  }
+
+  async recordCachedManifest(repository: string, blob: CachedBlob, at: number): Promise<number> {
+    return this.transaction(() => {
+      this.sql('INSERT OR IGNORE INTO cache_repositories (name) VALUES (?)').run(repository);
+      this.sql('UPDATE manifests SET used_at = MAX(COALESCE(used_at, 0), ?) WHERE repository = ? AND digest = ?').run(at, repository, blob.digest);
+      return this.recordBlob(blob, at);
+    }, `recording cached manifest ${blob.digest} of ${repository} in the metadata database`);
+  }
+
+  async touchCache(manifests: CacheTouch[], blobs: CacheTouch[]): Promise<void> {
+    if (manifests.length === 0 && blobs.length === 0) return;
+    this.transaction(() => {
+      const manifest = this.sql('UPDATE manifests SET used_at = ?1 WHERE repository = ?2 AND digest = ?3 AND used_at IS NOT NULL AND used_at < ?1');
+      for (const { repository, digest, at } of manifests) if (repository !== undefined) manifest.run(at, repository, digest);
+      const blob = this.sql('UPDATE cache_blobs SET used_at = ?1 WHERE digest = ?2 AND used_at < ?1');
+      for (const { digest, at } of blobs) blob.run(at, digest);
+    }, 'recording cache hits in the metadata database');
+  }
+
+  async cacheSize(): Promise<number> {
+    const row = this.sql('SELECT COALESCE(SUM(size), 0) AS bytes FROM cache_blobs WHERE released_at IS NULL').get() as { bytes: number };
+    return row.bytes;
+  }
+
+  async evictCache(request: CacheEvictionRequest): Promise<CacheEvictionStep> {
+    const pinned = new Set(request.pinned);
+    const maxSteps = request.maxSteps ?? 256;
+    const blobBatch = pinned.size + 64;
+    // Two ordered walks of partial indexes, merged here: the oldest root manifest, and the cached
+    // blobs flagged for a check (new, or whose users went), oldest first.
+    const manifestQuery = this.sql(
+      `SELECT repository, digest, used_at FROM manifests m
+        WHERE used_at IS NOT NULL AND used_at < ?
+          AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = m.digest AND r.repository = m.repository)
+        ORDER BY used_at, repository, digest LIMIT ?`,
+    );
+    const blobQuery = this.sql('SELECT digest, size, used_at FROM cache_blobs WHERE released_at IS NULL AND recheck = 1 AND used_at < ? ORDER BY used_at, digest LIMIT ?');
+    return this.transaction(() => {
+      const step: CacheEvictionStep = { manifests: [], released: [], exhausted: false };
+      let freed = 0;
+      let steps = 0;
+      const busy = () => steps >= maxSteps || freed >= request.bytes;
+      while (!busy()) {
+        const manifest = (manifestQuery.all(request.usedBefore, pinned.size + 1) as { repository: string; digest: Digest; used_at: number }[]).find((row) => !pinned.has(row.digest));
+        const rows = blobQuery.all(request.usedBefore, blobBatch) as { digest: Digest; size: number; used_at: number }[];
+        let olderManifest = false;
+        for (const row of rows) {
+          if (busy()) break;
+          if (pinned.has(row.digest)) continue;
+          if (manifest && manifest.used_at < row.used_at) {
+            olderManifest = true;
+            break;
+          }
+          steps++;
+          if (this.blobUsed(row.digest)) this.sql('UPDATE cache_blobs SET recheck = 0 WHERE digest = ?').run(row.digest);
+          else {
+            this.sql('UPDATE cache_blobs SET released_at = ? WHERE digest = ?').run(request.now, row.digest);
+            step.released.push({ digest: row.digest, size: row.size });
+            freed += row.size;
+          }
+        }
+        if (busy()) break;
+        if (!olderManifest && rows.length === blobBatch) continue; // more flagged blobs to look at
+        if (!manifest) {
+          step.exhausted = true;
+          break;
+        }
+        steps++;
+        this.dropManifest(manifest.repository, manifest.digest);
+        step.manifests.push({ repository: manifest.repository, digest: manifest.digest });
+      }
+      return step;
+    }, 'evicting from the mirror cache in the metadata database');
+  }
+
+  async releasedBlobs(limit: number): Promise<CachedBlob[]> {
+    return this.sql('SELECT digest, size FROM cache_blobs WHERE released_at IS NOT NULL ORDER BY released_at, digest LIMIT ?').all(limit) as unknown as CachedBlob[];
+  }
+
+  async confirmRelease(digest: Digest): Promise<boolean> {
+    return this.transaction(() => {
+      const row = this.sql('SELECT released_at FROM cache_blobs WHERE digest = ?').get(digest) as { released_at: number | null } | undefined;
+      if (row === undefined || row.released_at === null) return false;
+      if (!this.blobUsed(digest)) return true;
+      this.sql('UPDATE cache_blobs SET released_at = NULL, recheck = 0 WHERE digest = ?').run(digest);
+      return false;
+    }, `confirming the release of cached blob ${digest} in the metadata database`);
+  }
+
+  async restoreCachedBlob(digest: Digest): Promise<void> {
+    this.write(`restoring cached blob ${digest} in the metadata database`, () =>
+      this.sql('UPDATE cache_blobs SET released_at = NULL, recheck = 1 WHERE digest = ? AND released_at IS NOT NULL').run(digest),
+    );
+  }
+
+  async forgetCachedBlob(digest: Digest): Promise<void> {
+    this.transaction(() => {
+      if (Number(this.sql('DELETE FROM cache_blobs WHERE digest = ? AND released_at IS NOT NULL').run(digest).changes) === 0) return;
+      this.sql('DELETE FROM blob_links WHERE digest = ? AND repository IN (SELECT name FROM cache_repositories)').run(digest);
+    }, `forgetting evicted blob ${digest} in the metadata database`);
   }
 
   async createUpload(session: UploadSession): Promise<void> {

@@ -292,6 +292,165 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
       });
     });
 
+    describe('mirror cache (LRU eviction)', () => {
+      const blob = (name: string, size: number) => ({ digest: d(name), size });
+      const all = { usedBefore: Number.MAX_SAFE_INTEGER, pinned: [], now: 5_000 };
+      /** A manifest the mirror cached in `repository`, referencing `children`, last used at `at`; its body is `size` bytes. */
+      async function cachedManifest(repository: string, name: string, children: string[], at: number, size = 100): Promise<void> {
+        await store.markCachedRepository(repository); // first, as the mirror does: else the manifest is local content
+        await store.putManifest(record(repository, name, { size }), children.map(d), []);
+        await store.recordCachedManifest(repository, blob(name, size), at);
+      }
+      const evict = async (bytes: number, extra: { usedBefore?: number; pinned?: string[]; maxSteps?: number } = {}) => {
+        const step = await store.evictCache({ ...all, bytes, ...extra, pinned: (extra.pinned ?? []).map(d) });
+        return { manifests: step.manifests.map((m) => `${m.repository}@${m.digest}`), released: step.released.map((b) => b.digest), exhausted: step.exhausted };
+      };
+      const at = (repository: string, ...names: string[]) => names.map((name) => `${repository}@${d(name)}`);
+
+      test('a blob is counted once, however often it is recorded; recording says what it added', async () => {
+        assert.equal(await store.cacheSize(), 0);
+        assert.equal(await store.recordCachedBlob(blob('layer', 1000), 10), 1000);
+        assert.equal(await store.recordCachedBlob(blob('layer', 1000), 20), 0, 'shared by a second repository: counted once');
+        await store.markCachedRepository('c/app');
+        await store.putManifest(record('c/app', 'm', { size: 50 }), [d('layer')], ['v1']);
+        assert.equal(await store.recordCachedManifest('c/app', blob('m', 50), 30), 50);
+        assert.equal(await store.cacheSize(), 1050);
+      });
+
+      test('the least recently used manifest goes first, then the blobs nothing else uses; a shared blob stays', async () => {
+        await store.markCachedRepository('c/a');
+        await store.markCachedRepository('c/b');
+        for (const [name, size] of [['l1', 1000], ['l2', 1000], ['shared', 5000]] as const) await store.recordCachedBlob(blob(name, size), 1);
+        await cachedManifest('c/a', 'm1', ['l1', 'shared'], 10);
+        await cachedManifest('c/b', 'm2', ['l2', 'shared'], 20);
+        await store.putManifest(record('c/a', 'm1'), [], ['v1']); // a tag on m1
+        assert.equal(await store.cacheSize(), 7200);
+
+        const first = await evict(1100);
+        assert.deepEqual(first.manifests, at('c/a', 'm1'));
+        assert.deepEqual(new Set(first.released), new Set([d('l1'), d('m1')]), 'l1 and the body of m1; shared is still used by m2');
+        assert.equal(await store.getManifest('c/a', d('m1')), undefined);
+        assert.equal(await store.resolveTag('c/a', 'v1'), undefined, 'its tags go with it');
+        assert.equal(await store.cacheSize(), 6100, 'released blobs no longer count');
+        assert.ok(await store.getManifest('c/b', d('m2')));
+
+        const second = await evict(6100);
+        assert.deepEqual(second.manifests, at('c/b', 'm2'));
+        assert.deepEqual(new Set(second.released), new Set([d('l2'), d('m2'), d('shared')]));
+        assert.equal(await store.cacheSize(), 0);
+        assert.deepEqual(await evict(1), { manifests: [], released: [], exhausted: true });
+      });
+
+      test('eviction stops once enough bytes are released, and goes on from there next time', async () => {
+        await cachedManifest('c/a', 'old', ['old-layer'], 10);
+        await cachedManifest('c/a', 'new', ['new-layer'], 20);
+        await store.recordCachedBlob(blob('old-layer', 1000), 10);
+        await store.recordCachedBlob(blob('new-layer', 1000), 20);
+        const first = await evict(1001);
+        assert.deepEqual(first.manifests, at('c/a', 'old'));
+        assert.equal(first.exhausted, false);
+        assert.ok(await store.getManifest('c/a', d('new')), 'the recent one stays');
+        assert.equal(await store.cacheSize(), 1100);
+      });
+
+      test('a hit moves an entry to the back; a touch never moves it back in time', async () => {
+        await cachedManifest('c/a', 'a', [], 10);
+        await cachedManifest('c/a', 'b', [], 20);
+        await store.recordCachedBlob(blob('loose', 10), 15); // a blob fetched with no manifest
+        await store.touchCache([{ repository: 'c/a', digest: d('a'), at: 30 }], [{ digest: d('loose'), at: 25 }]);
+        await store.touchCache([{ repository: 'c/a', digest: d('b'), at: 5 }], []);
+        const order: string[] = [];
+        for (;;) {
+          const step = await evict(1, { maxSteps: 1 });
+          if (step.exhausted) break;
+          order.push(...step.manifests, ...step.released.map((digest) => `blob ${digest}`));
+        }
+        assert.deepEqual(order, [`c/a@${d('b')}`, `blob ${d('b')}`, `blob ${d('loose')}`, `c/a@${d('a')}`, `blob ${d('a')}`]);
+      });
+
+      test('local content is never counted nor evicted: local manifests, blobs a local repository links or a local manifest references', async () => {
+        await store.linkBlob('team/app', d('local-layer'));
+        await store.putManifest(record('team/app', 'local'), [d('local-layer'), d('pushed-layer')], ['v1']);
+        await store.markCachedRepository('c/a');
+        for (const name of ['pushed-layer', 'mounted', 'free']) {
+          await store.linkBlob('c/a', d(name)); // a cached repository's link keeps nothing
+          await store.recordCachedBlob(blob(name, 10), 1);
+        }
+        assert.equal(await store.recordCachedBlob(blob('local-layer', 10), 1), 0, 'already local: not the cache\'s');
+        assert.equal(await store.cacheSize(), 20, 'pushed-layer is referenced by a local manifest');
+        await store.linkBlob('team/mount', d('mounted')); // mounted from the cache into a local repository
+        assert.equal(await store.cacheSize(), 10, 'a local link hands it over');
+        const step = await evict(1_000_000);
+        assert.deepEqual(step, { manifests: [], released: [d('free')], exhausted: true });
+        assert.ok(await store.getManifest('team/app', d('local')));
+        // Deleting local content never hands it back: what becomes of it is garbage collection's.
+        await store.deleteManifest('team/app', d('local'));
+        await store.unlinkBlob('team/mount', d('mounted'));
+        assert.deepEqual(await evict(1_000_000), { manifests: [], released: [], exhausted: true });
+      });
+
+      test('a local push of a cached manifest makes its body local', async () => {
+        await cachedManifest('c/a', 'm', [], 10);
+        assert.equal(await store.cacheSize(), 100);
+        await store.putManifest(record('team/app', 'm', { size: 100 }), [], ['v1']);
+        assert.equal(await store.cacheSize(), 0);
+        assert.deepEqual((await evict(1_000_000)).released, [], 'the cached manifest goes, its body stays');
+        assert.ok(await store.getManifest('team/app', d('m')));
+      });
+
+      test('an index takes its child manifests along; a child stays while its index does', async () => {
+        await cachedManifest('c/a', 'child', ['layer'], 5);
+        await cachedManifest('c/a', 'index', ['child'], 10);
+        await store.recordCachedBlob(blob('layer', 1000), 5);
+        const pinnedIndex = await evict(1_000_000, { pinned: ['index'] });
+        assert.deepEqual(pinnedIndex, { manifests: [], released: [], exhausted: true }, 'the older child is no entry of its own while its index stays');
+        const step = await evict(1_000_000);
+        assert.deepEqual(step.manifests, [...at('c/a', 'index'), ...at('c/a', 'child')], 'the index first, then its child by its own last use');
+        assert.deepEqual(new Set(step.released), new Set([d('index'), d('child'), d('layer')]));
+      });
+
+      test('pinned and recently used entries stay', async () => {
+        await cachedManifest('c/a', 'pinned', ['pinned-layer'], 10);
+        await cachedManifest('c/a', 'recent', [], 100);
+        await store.recordCachedBlob(blob('in-use', 10), 1);
+        const step = await evict(1_000_000, { usedBefore: 50, pinned: ['pinned', 'in-use'] });
+        assert.deepEqual(step, { manifests: [], released: [], exhausted: true });
+        const later = await evict(1_000_000, { usedBefore: 50, pinned: ['in-use'] });
+        assert.deepEqual(later.manifests, at('c/a', 'pinned'));
+      });
+
+      test('a release is confirmed, undone or forgotten; released blobs survive a restart until forgotten', async () => {
+        await store.markCachedRepository('c/a');
+        for (const name of ['gone', 'relinked', 'referenced', 'busy']) {
+          await store.recordCachedBlob(blob(name, 10), 1);
+          await store.linkBlob('c/a', d(name));
+        }
+        assert.equal((await evict(1_000_000)).released.length, 4);
+        assert.equal(await store.cacheSize(), 0);
+        store = await h.reopen();
+        assert.deepEqual(new Set((await store.releasedBlobs(10)).map((b) => b.digest)), new Set([d('gone'), d('relinked'), d('referenced'), d('busy')]));
+
+        assert.equal(await store.confirmRelease(d('gone')), true);
+        await store.forgetCachedBlob(d('gone'));
+        assert.equal(await store.isBlobLinked('c/a', d('gone')), false, 'the cached links go with it');
+
+        await store.linkBlob('team/app', d('relinked')); // a push found it and linked it meanwhile: it is local now
+        assert.equal(await store.confirmRelease(d('relinked')), false);
+        assert.equal(await store.isBlobLinked('c/a', d('relinked')), true);
+
+        await store.putManifest(record('c/a', 'again'), [d('referenced')], []); // a cached manifest needs it again
+        assert.equal(await store.confirmRelease(d('referenced')), false);
+
+        await store.restoreCachedBlob(d('busy')); // in use when its turn came
+        assert.deepEqual(await store.releasedBlobs(10), []);
+        assert.equal(await store.cacheSize(), 20, 'the referenced and the restored ones count again, the local one not');
+        assert.equal(await store.confirmRelease(d('busy')), false, 'only a released blob is confirmed');
+        assert.deepEqual((await evict(1_000_000)).released, [d('busy')], 'the restored one is an entry again');
+        assert.equal(await store.recordCachedBlob(blob('busy', 10), 2), 10, 'filled again before its delete: counted again');
+        assert.deepEqual(await store.releasedBlobs(10), []);
+      });
+    });
+
     describe('upload sessions', () => {
       test('create, get, advance, delete', async () => {
         const session = { id: 'f1a2b3c4-0000-4000-8000-000000000001', repository: 'team/app', offset: 0, startedAt: 1_700_000_000_123, updatedAt: 1_700_000_000_456 };

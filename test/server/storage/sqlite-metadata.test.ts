@@ -88,6 +88,49 @@ describe('SqliteMetadataStore specifics', () => {
     }
   });
 
+  test('a database from before the cache LRU gains manifests.used_at: its manifests are no LRU entries', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const path = join(dir, 'metadata.db');
+    const old = new DatabaseSync(path);
+    old.exec(`CREATE TABLE manifests (repository TEXT NOT NULL, digest TEXT NOT NULL, media_type TEXT NOT NULL, size INTEGER NOT NULL, artifact_type TEXT,
+      subject TEXT, annotations TEXT, created_at INTEGER NOT NULL, PRIMARY KEY (repository, digest)) WITHOUT ROWID`);
+    old.prepare('INSERT INTO manifests (repository, digest, media_type, size, created_at) VALUES (?, ?, ?, ?, ?)').run('app', digestOf('m'), 'x/y', 1, 42);
+    old.close();
+    let store = new SqliteMetadataStore(path);
+    try {
+      assert.equal((await store.getManifest('app', digestOf('m')))?.createdAt, 42);
+      const step = await store.evictCache({ bytes: 1, usedBefore: Number.MAX_SAFE_INTEGER, pinned: [], now: 1 });
+      assert.deepEqual(step, { manifests: [], released: [], exhausted: true });
+      await store.close();
+      store = new SqliteMetadataStore(path); // migrating again is a no-op
+      assert.ok(await store.getManifest('app', digestOf('m')));
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('eviction walks indexes, never whole tables', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const store = new SqliteMetadataStore(join(dir, 'metadata.db'));
+    const db = (store as unknown as { db: DatabaseSync }).db;
+    try {
+      const plan = (sql: string) => (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(1, 2) as { detail: string }[]).map((row) => row.detail).join('; ');
+      const manifests = plan(
+        `SELECT repository, digest, used_at FROM manifests m WHERE used_at IS NOT NULL AND used_at < ?
+          AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = m.digest AND r.repository = m.repository) ORDER BY used_at, repository, digest LIMIT ?`,
+      );
+      assert.match(manifests, /manifests_lru/);
+      assert.doesNotMatch(manifests, /TEMP B-TREE/, manifests);
+      const blobs = plan('SELECT digest, size, used_at FROM cache_blobs WHERE released_at IS NULL AND recheck = 1 AND used_at < ? ORDER BY used_at, digest LIMIT ?');
+      assert.match(blobs, /cache_blobs_recheck/);
+      assert.doesNotMatch(blobs, /TEMP B-TREE/, blobs);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('two stores on one file see each other\'s commits', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
     const a = new SqliteMetadataStore(join(dir, 'metadata.db'));
