@@ -8,6 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -22,7 +23,7 @@ import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { makeImage, type TestImage } from '../../src/testing/images.ts';
 import { startTestMirror, upstream, type TestMirror } from '../../src/testing/mirror.ts';
 import { peerSkipReason, skopeo, startCncfRegistry, type Peer } from '../../src/testing/peers.ts';
-import { pushImage } from '../../src/testing/push.ts';
+import { pushBlob, pushImage } from '../../src/testing/push.ts';
 
 const skip = await peerSkipReason('skopeo', 'docker-registry');
 const MAIN = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
@@ -143,6 +144,29 @@ describe('mirror with real peers: the CNCF registry upstream, skopeo, skiff pull
       const manifestGets = proxy.requests.filter((r) => r.method === 'GET' && r.url.startsWith(`/v2/${repo}/manifests/`)).length;
       assert.equal(manifestGets, 1, `${repo}: one manifest GET, shared by every name`);
     }
+  });
+
+  test('20 concurrent cold GETs of one 200 MiB blob, by the default name, the prefix and ?ns=: one upstream GET, every client the right bytes', { timeout: 120_000 }, async () => {
+    const data = randomBytes(200 * MiB);
+    const digest = digestOf(data);
+    await pushBlob(cncf.url, 'team/huge', { descriptor: { mediaType: 'application/octet-stream', digest, size: data.length }, data });
+    const prefix = upstreamHost.replace(':', '_');
+    const paths = [`/v2/team/huge/blobs/${digest}`, `/v2/${prefix}/team/huge/blobs/${digest}`, `/v2/team/huge/blobs/${digest}?ns=${upstreamHost}`];
+    const results = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => {
+        const res = await fetch(`${mirror.url}${paths[i % paths.length]}`);
+        assert.equal(res.status, 200);
+        const hash = createHash('sha256');
+        let bytes = 0;
+        for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+          hash.update(chunk);
+          bytes += chunk.length;
+        }
+        return { digest: `sha256:${hash.digest('hex')}`, bytes };
+      }),
+    );
+    for (const result of results) assert.deepEqual(result, { digest, bytes: data.length });
+    assert.equal(blobGets(digest), 1, `${blobGets(digest)} upstream GETs of the 200 MiB blob`);
   });
 
   test('a skiff mirror in front of the skiff mirror (--proxy) pulls cold content through both', async () => {
