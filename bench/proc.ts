@@ -96,9 +96,14 @@ export interface Daemon {
   stop(): Promise<void>;
 }
 
-/** Starts a long-running server; the caller waits for readiness and must call stop(). */
-export function startDaemon(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Daemon {
-  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', 'ignore', 'pipe'] });
+/**
+ * Starts a long-running server; the caller waits for readiness and must call stop(). Its stdout is
+ * discarded unless `onStdout` takes it (the CNCF registry writes its access log there).
+ */
+export function startDaemon(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv; onStdout?: (chunk: Buffer) => void } = {}): Daemon {
+  const stdout = options.onStdout ? 'pipe' : 'ignore';
+  const child = spawn(command, args, { cwd: options.cwd, env: options.env ?? process.env, stdio: ['ignore', stdout, 'pipe'] });
+  if (options.onStdout) child.stdout?.on('data', options.onStdout);
   if (!child.pid) throw new CommandError(`could not start ${command}`);
   live.add(child);
   let stderr = '';

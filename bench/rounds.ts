@@ -12,11 +12,16 @@ export interface Contestant {
   round(index: number): Promise<void>;
 }
 
-export async function interleave(rounds: number, contestants: Contestant[], log: (line: string) => void): Promise<void> {
+/**
+ * `rotate`: round i starts with contestant i mod n (A B C, B C A, C A B, …), for cases of three or
+ * more where whoever always goes first or last after a given other would carry its after-effects.
+ */
+export async function interleave(rounds: number, contestants: Contestant[], log: (line: string) => void, options: { rotate?: boolean } = {}): Promise<void> {
   const dropped = new Set<string>();
   const succeeded = new Set<string>();
   for (let i = 0; i < rounds; i++) {
-    for (const contestant of contestants) {
+    const shift = options.rotate ? i % contestants.length : 0;
+    for (const contestant of [...contestants.slice(shift), ...contestants.slice(0, shift)]) {
       if (dropped.has(contestant.name)) continue;
       try {
         await contestant.round(i);

@@ -41,7 +41,7 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   'copy-big': { needs: ['skopeo', 'docker-registry'], run: copyBigCase },
   pull: { needs: ['skopeo', 'docker-registry'], run: pullCase },
   'stalled-readers': { needs: ['docker-registry'], run: stalledReadersCase },
-  mirror: { needs: [], run: () => mirrorCase() },
+  mirror: { needs: ['skopeo', 'docker-registry'], run: mirrorCase },
 };
 
 async function main(): Promise<number> {

@@ -29,7 +29,7 @@ export function evaluate(row: Row): Evaluated {
   const skiffOfLimit = ofLimit(row, skiff?.median);
   const peerOfLimit = ofLimit(row, peer?.median);
   const target = TARGETS[row.id];
-  const pass = target?.pass(ratio, skiffOfLimit);
+  const pass = target?.pass(ratio, skiffOfLimit, skiff);
   return {
     row,
     ...(skiff ? { skiff } : {}),

@@ -16,6 +16,8 @@ export interface Header {
 }
 
 function number(value: number, unit: string): string {
+  // A multiple of a size (upstream bytes ÷ blob sizes): whole multiples as they are, anything else to the byte or so.
+  if (unit === '×') return Number.isInteger(value) ? value.toFixed(1) : value.toFixed(6);
   if (unit === 's' || unit === 'ms') return value >= 100 ? value.toFixed(0) : value >= 10 ? value.toFixed(1) : value.toFixed(2);
   return value >= 100 ? value.toFixed(0) : value.toFixed(1);
 }

@@ -1,8 +1,13 @@
-/** The issue's targets (issue #5 and the sync/pull issues), as checks on a row's ratio and % of limit. */
+/** The issue's targets (issue #5, the sync/pull issues, the mirror's #11), as checks on a row's ratio and % of limit. */
+import type { Summary } from '../stats.ts';
+
 export interface Target {
   text: string;
-  /** ratio = skiff median / peer median; ofLimit = skiff's fraction of the machine's limit. */
-  pass(ratio: number | undefined, ofLimit: number | undefined): boolean | undefined;
+  /**
+   * ratio = skiff median / peer median; ofLimit = skiff's fraction of the machine's limit; skiff =
+   * skiff's samples summarized, for targets on every round rather than the median.
+   */
+  pass(ratio: number | undefined, ofLimit: number | undefined, skiff: Summary | undefined): boolean | undefined;
 }
 
 const atLeast = (min: number) => (ratio: number | undefined) => (ratio === undefined ? undefined : ratio >= min);
@@ -26,6 +31,8 @@ export const TARGETS: Record<string, Target> = {
   // Absolute targets: the row's limit is the target, so "% of limit" ≥ 100% passes.
   'stalled-readers-rss': { text: '< 300 MiB', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
   'stalled-readers-after': { text: '≤ 50 MiB above idle', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
-  'mirror-cold': { text: '≤ 1.1× direct pull, 1× upstream bytes', pass: () => undefined },
-  'mirror-warm': { text: '—', pass: () => undefined },
+  // The mirror rows' limit is the direct pull from the upstream (cold) and the blob sizes (bytes).
+  'mirror-cold': { text: '≤ 1.1× direct pull', pass: (_r, l) => (l === undefined ? undefined : l >= 1 / 1.1) },
+  'mirror-cold-bytes': { text: 'exactly 1× the blob sizes, every round', pass: (_r, _l, s) => (s === undefined ? undefined : s.min === 1 && s.max === 1) },
+  'mirror-warm': { text: '≤ CNCF proxy', pass: atMost(1) },
 };

@@ -1,4 +1,7 @@
-/** `skiff serve` on a loopback port with a fresh data directory and default settings. */
+/**
+ * `skiff serve` on a loopback port with a fresh data directory and default settings; `serveArgs`
+ * adds flags (`--proxy <url>` for a mirror).
+ */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { freePort } from '../../src/testing/peers.ts';
@@ -8,12 +11,12 @@ import type { SkiffCli } from './skiff-cli.ts';
 
 let counter = 0;
 
-export async function startSkiff(cli: SkiffCli, runDir: string, extraNodeFlags: string[] = []): Promise<Server> {
+export async function startSkiff(cli: SkiffCli, runDir: string, extraNodeFlags: string[] = [], serveArgs: string[] = []): Promise<Server> {
   const data = join(runDir, `skiff-data-${++counter}`);
   await mkdir(data, { recursive: true });
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   // --log-level warn: the CNCF registry runs with its access log off, so neither pays for request logs.
-  const daemon = startDaemon(cli.node, [...extraNodeFlags, ...cli.argsPrefix, 'serve', '--listen', host, '--data', data, '--log-level', 'warn'], { cwd: runDir });
+  const daemon = startDaemon(cli.node, [...extraNodeFlags, ...cli.argsPrefix, 'serve', '--listen', host, '--data', data, '--log-level', 'warn', ...serveArgs], { cwd: runDir });
   return serverFrom({ name: 'skiff', what: 'skiff serve', host, daemon, dir: data, readyPath: '/v2/' });
 }
