@@ -1,22 +1,8 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { PullProgress, humanSize } from '../../src/cli/pull-progress.ts';
 import type { PullEvent } from '../../src/images/pull.ts';
-
-function sink(isTTY: boolean) {
-  let text = '';
-  const out = Object.assign(
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        text += chunk.toString();
-        callback();
-      },
-    }),
-    { isTTY },
-  );
-  return { out, text: () => text };
-}
+import { sink } from './tty-sink.ts';
 
 const digest = `sha256:${'ab'.repeat(32)}` as const;
 const layer = (status: PullEvent & { type: 'layer' } extends infer E ? E extends { status: infer S } ? S : never : never, extra: { current?: number; total?: number } = {}): PullEvent => ({

@@ -1,22 +1,8 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { describe, test } from 'node:test';
 import { PushProgress } from '../../src/cli/push-progress.ts';
 import type { PushEvent, PushStatus } from '../../src/images/push.ts';
-
-function sink(isTTY: boolean) {
-  let text = '';
-  const out = Object.assign(
-    new Writable({
-      write(chunk: Buffer, _encoding, callback) {
-        text += chunk.toString();
-        callback();
-      },
-    }),
-    { isTTY },
-  );
-  return { out, text: () => text };
-}
+import { sink } from './tty-sink.ts';
 
 const digest = `sha256:${'cd'.repeat(32)}` as const;
 const layer = (id: string, status: PushStatus, extra: { from?: string; current?: number; total?: number } = {}): PushEvent => ({ type: 'layer', id, digest, status, ...extra });
