@@ -87,9 +87,6 @@ export interface FillCursor {
 
 type State = 'running' | 'committed' | 'failed';
 
-/** A short read of bytes counted but still in flight to the file is tried again this soon. */
-const FIRST_POLL_MS = 1;
-const MAX_POLL_MS = 50;
 
 /**
  * One upstream download of one blob into the store, followed by any number of readers.
@@ -200,25 +197,13 @@ export class Fill implements Flight {
   }
 
   private async readAt(handle: FileHandle, buffer: Buffer, position: number, end: number, signal?: AbortSignal): Promise<number> {
-    let poll = FIRST_POLL_MS;
-    for (;;) {
-      signal?.throwIfAborted();
-      if (this.state === 'failed') throw this.failure;
-      const committed = this.state === 'committed';
-      if (committed && position >= end) return 0;
-      // Until the digest is verified, the reader's last byte stays here.
-      const visible = committed ? end : Math.min(end - 1, this.published);
-      if (position < visible) {
-        const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, visible - position), position);
-        if (bytesRead > 0) return bytesRead;
-        // Counted, but the write has not reached the file yet: look again shortly.
-        await this.changed(signal, poll);
-        poll = Math.min(poll * 2, MAX_POLL_MS);
-        continue;
-      }
-      poll = FIRST_POLL_MS;
-      await this.changed(signal);
-    }
+    // `published` moves only once a chunk is in the file (the ingest's onWritten), so what is
+    // visible can always be read.
+    const visible = await this.visibleFrom(position, end, signal);
+    if (visible === 0) return 0;
+    const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, visible), position);
+    if (bytesRead === 0) throw new Error(`ingest ${this.ref} of ${this.digest} ended at byte ${position}, before the ${position + visible} written`);
+    return bytesRead;
   }
 
   private async run(signal: AbortSignal): Promise<void> {
@@ -276,11 +261,9 @@ export class Fill implements Flight {
           onProgress: (bytes: number) => {
             this.received += bytes - appended;
             appended = bytes;
-            this.advance(base + bytes);
           },
-          // Not in Ingest's type (yet): a store that calls it back once a chunk reached the file
-          // spares readers the short poll of `readAt`; one that does not changes nothing here.
-          onWritten: () => this.notify(),
+          // Readers may read up to what is in the file, not merely received.
+          onWritten: (size: number) => this.advance(size),
         };
         offset = await ingest.append(body, progress).catch((error: unknown) => {
           // The ingest counts what this append may take; the blob's own numbers say more.
@@ -342,8 +325,8 @@ export class Fill implements Flight {
     handle.close().catch(() => undefined);
   }
 
-  /** Resolves at the next change (bytes appended or written, size learnt, settled), an abort, or after `timeoutMs`. */
-  private changed(signal?: AbortSignal, timeoutMs?: number): Promise<void> {
+  /** Resolves at the next change (bytes written, size learnt, settled) or an abort. */
+  private changed(signal?: AbortSignal): Promise<void> {
     return new Promise((resolve) => {
       if (signal?.aborted) {
         resolve();
@@ -351,12 +334,10 @@ export class Fill implements Flight {
       }
       const wake = (): void => {
         this.waiters.delete(wake);
-        if (timer) clearTimeout(timer);
         signal?.removeEventListener('abort', wake);
         resolve();
       };
       this.waiters.add(wake);
-      const timer = timeoutMs !== undefined ? setTimeout(wake, timeoutMs) : undefined;
       signal?.addEventListener('abort', wake, { once: true });
     });
   }
