@@ -4,11 +4,10 @@
  * that counts the GETs.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { RegistryClient } from '../../src/client/registry-client.ts';
 import { FsBlobStore } from '../../src/content/fs-blob-store.ts';
@@ -19,32 +18,13 @@ import { BlobFills, type FillRequest } from '../../src/proxy/blob-fills.ts';
 import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { pushBlob } from '../../src/testing/push.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
+import { consume, outcomeOf, type Outcome } from './outcome.ts';
 
 const MiB = 1024 * 1024;
 const REPO = 'library/app';
 
-type Outcome = { ok: true; bytes: number; digest: string } | { ok: false; bytes: number; error: unknown };
-
-async function consume(stream: Readable): Promise<Outcome> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      bytes += chunk.length;
-    }
-  } catch (error) {
-    return { ok: false, bytes, error };
-  }
-  return { ok: true, bytes, digest: `sha256:${hash.digest('hex')}` };
-}
-
 async function read(fills: BlobFills, request: FillRequest, range?: ByteRange): Promise<Outcome> {
-  try {
-    return await consume(await (await fills.source(request)).reader(range));
-  } catch (error) {
-    return { ok: false, bytes: 0, error };
-  }
+  return outcomeOf(async () => consume(await (await fills.source(request)).reader(range)));
 }
 
 describe('BlobFills over RegistryClient.openBlobFrom', () => {

@@ -16,6 +16,7 @@ import { digestOf, type Digest } from '../../src/digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../../src/digest/errors.ts';
 import { BlobFills, type FillRequest, type FillTarget } from '../../src/proxy/blob-fills.ts';
 import { UpstreamEndedEarlyError, type FillEvent, type UpstreamOpener } from '../../src/proxy/fill.ts';
+import { consume, outcomeOf, type Outcome } from './outcome.ts';
 
 const MiB = 1024 * 1024;
 
@@ -29,32 +30,6 @@ async function tempStore(t: { after(fn: () => Promise<void>): void }): Promise<{
 
 async function ingestLeftovers(store: FsBlobStore): Promise<string[]> {
   return readdir(store.ingestDir);
-}
-
-/** What one caller got: the bytes and their digest, or the error and how many bytes came before it. */
-type Outcome = { ok: true; bytes: number; digest: string } | { ok: false; bytes: number; error: unknown };
-
-async function consume(stream: Readable, onData?: (bytes: number) => void): Promise<Outcome> {
-  const hash = createHash('sha256');
-  let bytes = 0;
-  try {
-    for await (const chunk of stream as AsyncIterable<Buffer>) {
-      hash.update(chunk);
-      bytes += chunk.length;
-      onData?.(bytes);
-    }
-  } catch (error) {
-    return { ok: false, bytes, error };
-  }
-  return { ok: true, bytes, digest: `sha256:${hash.digest('hex')}` };
-}
-
-async function outcomeOf(work: () => Promise<Outcome>): Promise<Outcome> {
-  try {
-    return await work();
-  } catch (error) {
-    return { ok: false, bytes: 0, error };
-  }
 }
 
 function expectBytes(outcome: Outcome, data: Buffer, range?: ByteRange, label = ''): void {
