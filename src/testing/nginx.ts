@@ -46,6 +46,30 @@ export async function documentedNginxConfig(options: { listen: string; skiff: st
   return config;
 }
 
+/**
+ * A whole nginx.conf for an nginx run from the temp prefix `dir` (pid, logs and temp paths all
+ * there), with sendfile on and `http` as the rest of the http block. As root the workers run as
+ * root too: as "nobody" they may not read a data directory or an image cache under /tmp.
+ */
+export function nginxConfig(dir: string, options: { workerProcesses: string; workerConnections: number; http: string }): string {
+  const temp = (name: string): string => `${name}_temp_path ${join(dir, `${name}-temp`)};`;
+  return `
+${process.getuid?.() === 0 ? 'user root;' : ''}
+daemon off;
+worker_processes ${options.workerProcesses};
+pid ${join(dir, 'nginx.pid')};
+error_log ${join(dir, 'logs', 'error.log')} warn;
+events { worker_connections ${options.workerConnections}; }
+http {
+  sendfile on;
+  tcp_nopush on;
+  default_type application/octet-stream;
+  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
+${options.http}
+}
+`;
+}
+
 export interface NginxFront extends Peer {
   /** The access log so far: one line per request, `<status> <bytes sent> "<request line>"`. */
   accessLog(): Promise<string[]>;
@@ -60,25 +84,13 @@ export async function startNginxFront(options: { skiff: string; dataDir: string 
   const dir = await mkdtemp(join(tmpdir(), 'skiff-nginx-'));
   await mkdir(join(dir, 'logs'));
   const port = await freePort();
-  const temp = (name: string): string => `${name}_temp_path ${join(dir, `${name}-temp`)};`;
-  const config = `
-# As root the workers would run as "nobody", which may not read the data directory.
-${process.getuid?.() === 0 ? 'user root;' : ''}
-daemon off;
-worker_processes 1;
-pid ${join(dir, 'nginx.pid')};
-error_log ${join(dir, 'logs', 'error.log')} warn;
-events { worker_connections 256; }
-http {
-  sendfile on;
-  tcp_nopush on;
-  default_type application/octet-stream;
-  log_format skiff '$status $body_bytes_sent "$request"';
+  const config = nginxConfig(dir, {
+    workerProcesses: '1',
+    workerConnections: 256,
+    http: `  log_format skiff '$status $body_bytes_sent "$request"';
   access_log ${join(dir, 'logs', 'access.log')} skiff;
-  ${temp('client_body')} ${temp('proxy')} ${temp('fastcgi')} ${temp('uwsgi')} ${temp('scgi')}
-${await documentedNginxConfig({ listen: `127.0.0.1:${port}`, ...options })}
-}
-`;
+${await documentedNginxConfig({ listen: `127.0.0.1:${port}`, ...options })}`,
+  });
   await writeFile(join(dir, 'nginx.conf'), config);
   // -e: the error log before the config is read (the default under /var/log may not be writable).
   const command = await nginxCommand();
