@@ -28,8 +28,4 @@ export class BodyBudget {
   release(bytes: number): void {
     this.used = Math.max(0, this.used - bytes);
   }
-
-  get inUse(): number {
-    return this.used;
-  }
 }

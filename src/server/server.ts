@@ -86,8 +86,8 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
       throw new RegistryError('NAME_INVALID', 'path segments "." and ".." are not allowed');
     }
     const found = router.match(req.method ?? 'GET', path);
-    // Not NAME_UNKNOWN: that would claim a repository is unknown when the endpoint is.
     if (found) metrics.route(req, found.route);
+    // Not NAME_UNKNOWN: that would claim a repository is unknown when the endpoint is.
     if (!found) throw new RegistryError('UNSUPPORTED', `no such endpoint: ${req.method} ${path.slice(0, 200)}`, { status: 404 });
     if ('allowed' in found) {
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
