@@ -20,7 +20,9 @@ const ALLOWED: Record<string, string[]> = {
   graph: [...BASE, 'content'],
   client: [...BASE, 'content', 'graph'],
   // The mirror's fallback to upstreams lives in proxy, the only part of the server that reaches `client`.
-  server: [...BASE, 'content', 'graph', 'proxy'],
+  // Credentials, policy and tokens: plain logic the server (and later the web UI) asks.
+  auth: [...BASE],
+  server: [...BASE, 'content', 'graph', 'proxy', 'auth'],
   images: [...BASE, 'content', 'graph', 'client'],
   sync: [...BASE, 'content', 'graph', 'client'],
   proxy: [...BASE, 'content', 'graph', 'client'],

@@ -25,6 +25,12 @@ export function registerServe(program: Command): void {
     .option('--proxy <url>', 'mirror mode: pull unprefixed names through this upstream registry (several upstreams: upstreams: in --config; see docs/mirror.md)')
     .option('--cache-max-size <size>', 'mirror mode: evict the least recently used cached images beyond this size, e.g. 50GiB (default: unlimited)')
     .option('--x-accel-redirect <prefix>', 'behind nginx: answer GETs of stored blobs with X-Accel-Redirect: <prefix>/<path under <data>/blobs/>, no body (see docs/serve.md)')
+    .option('--htpasswd <file>', 'turn authentication on: users from this htpasswd file of bcrypt entries (htpasswd -B); see docs/auth.md')
+    .option('--auth-scheme <scheme>', 'challenge clients with token (the built-in token service, default) or basic')
+    .option('--anonymous-pull', 'with authentication on, let anonymous requests pull every repository')
+    .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)')
+    .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--insecure-http', 'allow authentication over plain HTTP on a non-loopback address (TLS ends at a proxy in front)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.
       const typed = (key: string) => command.getOptionValueSource(key) === 'cli';
@@ -46,6 +52,12 @@ export function registerServe(program: Command): void {
           proxy: options.proxy,
           cacheMaxSize: options.cacheMaxSize,
           xAccelRedirect: options.xAccelRedirect,
+          htpasswd: options.htpasswd,
+          authScheme: options.authScheme,
+          anonymousPull: typed('anonymousPull') ? options.anonymousPull : undefined,
+          tlsCert: options.tlsCert,
+          tlsKey: options.tlsKey,
+          insecureHttp: typed('insecureHttp') ? options.insecureHttp : undefined,
         },
         options.config as string | undefined,
       );

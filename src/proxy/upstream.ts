@@ -10,7 +10,7 @@ import { RegistryError } from '../errors/registry-error.ts';
 import type { Descriptor } from '../oci/descriptor.ts';
 import { DOCKER_HUB_DOMAIN } from '../reference/reference.ts';
 import type { UpstreamBody, UpstreamOpener } from './fill.ts';
-import { RepositoryFilter } from './glob.ts';
+import { RepositoryFilter } from '../reference/glob.ts';
 import { storagePrefix, type UpstreamConfig } from './upstream-config.ts';
 
 /**

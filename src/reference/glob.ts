@@ -1,5 +1,5 @@
 /**
- * Repository globs for an upstream's allow/deny lists, matched against the whole upstream
+ * Repository globs (an upstream's allow/deny lists, access rules), matched against the whole upstream
  * repository name: `*` and `?` stay within one path component (as path.Match), `**` crosses `/`.
  * `library/*` matches `library/alpine`, not `library/a/b`; `org/**` matches both `org/a` and `org/a/b`.
  */

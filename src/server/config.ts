@@ -6,6 +6,9 @@ import { ConfigError } from '../errors/config-error.ts';
 import type { UpstreamConfig } from '../proxy/upstream-config.ts';
 import { parseDuration, parseSize, type FreeSpaceRule } from './units.ts';
 import { configuredUpstreams, parseProxy, parseUpstreamList } from './upstream-config.ts';
+import { parseAccessConfig, type AccessConfig } from '../auth/access-policy.ts';
+import type { LoginLimits } from '../auth/login-limiter.ts';
+import { parseExternalToken, parseFailedLogins, parseTokenService, type ExternalTokenConfig, type TokenServiceConfig } from './auth-config.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
 export interface ServeConfig {
@@ -41,6 +44,26 @@ export interface ServeConfig {
    * `X-Accel-Redirect: <prefix>/<path under <data>/blobs/>` and no body (docs/serve.md).
    */
   xAccelRedirect?: string;
+  /** Authentication: an htpasswd file of bcrypt entries (docs/auth.md). */
+  htpasswd?: string;
+  /** The challenge clients get: `token` (the built-in token service, default) or `basic`. */
+  authScheme?: 'token' | 'basic';
+  /** Anonymous requests may pull every repository (rules may grant more). */
+  anonymousPull?: boolean;
+  /** The built-in token service's settings (YAML only). */
+  token?: Partial<TokenServiceConfig>;
+  /** Tokens from an external issuer instead, the CNCF registry's `auth.token` way (YAML only). */
+  externalToken?: ExternalTokenConfig;
+  /** Users, groups and per-repository rules (YAML only). */
+  access?: AccessConfig;
+  /** Failed-login bounds (YAML only): perUser, perAddress, window. */
+  failedLogins?: LoginLimits;
+  /** HTTPS: certificate chain (PEM); reloaded with the key on SIGHUP. */
+  tlsCert?: string;
+  /** HTTPS: private key (PEM). */
+  tlsKey?: string;
+  /** Allow authentication over plain HTTP on a non-loopback address (TLS ends at a proxy in front). */
+  insecureHttp: boolean;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -103,7 +126,21 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   upstreams: parseUpstreamList,
   cacheMaxSize: sizeField(1024 * 1024),
   xAccelRedirect: parseAccelPrefix,
+  htpasswd: nonEmptyPath,
+  authScheme: (v) => (v === 'token' || v === 'basic' ? ok(v) : problem('must be token or basic')),
+  anonymousPull: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
+  token: parseTokenService,
+  externalToken: parseExternalToken,
+  access: parseAccessConfig,
+  failedLogins: parseFailedLogins,
+  tlsCert: nonEmptyPath,
+  tlsKey: nonEmptyPath,
+  insecureHttp: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
 };
+
+function nonEmptyPath(v: unknown): Parsed<string> {
+  return typeof v === 'string' && v.length > 0 ? ok(v) : problem('must be a non-empty file path');
+}
 
 /**
  * An nginx location prefix such as `/_skiff_blobs`: an absolute URI path of plain segments (none
@@ -141,6 +178,7 @@ function defaults(): Omit<ServeConfig, 'data'> {
     uploadExpiry: 24 * 3600_000,
     sendBufferMemory: 16 * 1024 * 1024,
     manifestBodyMemory: 64 * 1024 * 1024,
+    insecureHttp: false,
   };
 }
 
@@ -166,7 +204,7 @@ function check(values: Record<string, unknown>, where: string, into: Record<stri
     }
     const parsed = parse(value);
     // A list's problems come one per line, each naming its entry: `upstreams[1].url: …`.
-    if ('problem' in parsed) for (const line of parsed.problem.split('\n')) problems.push(`${where}: ${key}${line.startsWith('[') ? '' : ': '}${line}`);
+    if ('problem' in parsed) for (const line of parsed.problem.split('\n')) problems.push(`${where}: ${key}${line.startsWith('[') || line.startsWith('.') ? '' : ': '}${line}`);
     else into[key] = parsed.value;
   }
   return problems;
@@ -198,6 +236,8 @@ export async function resolveServeConfig(flags: Record<string, unknown>, file?: 
   const problems = [...check(fromFile, file ?? '', resolved), ...check(fromFlags, 'flags', resolved)];
   if (problems.length > 0) throw new ConfigError(problems.join('\n'));
   configuredUpstreams(resolved, fromFlags.proxy !== undefined ? 'flags' : (file ?? 'flags'));
+  if ((resolved.tlsCert === undefined) !== (resolved.tlsKey === undefined)) throw new ConfigError('tlsCert and tlsKey (--tls-cert, --tls-key) go together: give both or neither');
+  if (resolved.htpasswd !== undefined && resolved.externalToken !== undefined && resolved.authScheme === 'basic') throw new ConfigError('authScheme basic does not fit externalToken: clients of an external issuer need a Bearer challenge');
   return resolved as unknown as ServeConfig;
 }
 

@@ -519,7 +519,7 @@ export class Mirror {
 }
 
 /** One page of a sorted, de-duplicated listing: `n` limits, `last` starts after. */
-function pageOf(all: string[], limit: number | undefined, after: string | undefined): Page<string> {
+export function pageOf(all: string[], limit: number | undefined, after: string | undefined): Page<string> {
   const sorted = [...new Set(all)].sort();
   const start = after === undefined ? 0 : sorted.findIndex((item) => item > after);
   const from = start === -1 ? sorted.length : start;

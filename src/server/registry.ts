@@ -13,7 +13,7 @@ import { KeyedMutex } from '../content/keyed-mutex.ts';
 import { BlobPins } from '../content/blob-pins.ts';
 import type { ManifestRecord, MetadataStore, UploadSession } from './storage/metadata.ts';
 import type { MirrorRoute } from '../proxy/upstreams.ts';
-import type { Mirror, MirroredPage, ServedBlob } from './mirror.ts';
+import { pageOf, type Mirror, type MirroredPage, type ServedBlob } from './mirror.ts';
 
 export interface RegistryOptions {
   deleteEnabled: boolean;
@@ -86,6 +86,15 @@ export class Registry {
     const route = this.mirror.route(name, ns);
     if (route) this.checkName(route.canonical);
     return route;
+  }
+
+  /**
+   * The name a repository's content is stored under, and its access decided by: a mirror route's
+   * canonical name (`docker.io/library/alpine` for `library/alpine` or `?ns=docker.io`), or the name itself.
+   */
+  policyName(name: string, ns?: string): string {
+    if (!this.mirror || nameProblem(name) !== undefined) return name;
+    return this.mirror.route(name, ns)?.canonical ?? name;
   }
 
   /** Pushes and deletes under a cached namespace are refused: the cache follows its upstream. */
@@ -165,17 +174,26 @@ export class Registry {
 
   // ---- uploads ----
 
-  /** Cross-repository mount; with no `from`, any copy already in the registry will do. */
-  async mountBlob(repository: string, digestText: string, from: string | undefined, ns?: string): Promise<BlobInfo | undefined> {
+  /**
+   * Cross-repository mount. From `from`, when the caller may pull it and it links the blob; with no
+   * `from`, from any repository the caller may pull that links it, never from a blob no
+   * repository links any more (deleted, awaiting collection). Undefined, for a normal upload
+   * instead, in every other case alike: the answer never tells whether a digest exists elsewhere.
+   */
+  async mountBlob(repository: string, digestText: string, from: string | undefined, ns?: string, mayPull: (policyName: string, name: string) => boolean = () => true): Promise<BlobInfo | undefined> {
     this.checkName(repository);
     this.checkWritable();
     this.checkNotCached(repository, ns, 'push to');
     if (!isDigest(digestText)) return undefined;
     const digest = digestText;
-    // Mounting from a cached repository by the name clients use for it (`library/alpine`).
-    if (from !== undefined && this.mirror && nameProblem(from) === undefined) from = this.mirror.route(from, undefined)?.canonical ?? from;
     if (from !== undefined) {
-      if (nameProblem(from) !== undefined || !(await this.metadata.isBlobLinked(from, digest))) return undefined;
+      if (nameProblem(from) !== undefined) return undefined;
+      // Mounting from a cached repository by the name clients use for it (`library/alpine`).
+      const stored = this.policyName(from);
+      if (!mayPull(stored, from) || !(await this.metadata.isBlobLinked(stored, digest))) return undefined;
+    } else {
+      const holders = await this.metadata.blobLinks(digest, AUTO_MOUNT_CANDIDATES);
+      if (!holders.some((holder) => mayPull(holder, holder))) return undefined;
     }
     return this.pins.hold(digest, async () => {
       const size = await this.blobs.stat(digest);
@@ -473,9 +491,27 @@ export class Registry {
     return this.metadata.listTags(repository, limit, after);
   }
 
-  async catalog(limit: number | undefined, after: string | undefined): Promise<MirroredPage> {
-    if (!this.mirror) return this.metadata.listRepositories(limit, after);
-    return this.mirror.catalog((await this.metadata.listRepositories(undefined, undefined)).items, limit, after);
+  /** The repositories, in order, that `visible` lets the caller see (all by default). */
+  async catalog(limit: number | undefined, after: string | undefined, visible?: (name: string) => boolean): Promise<MirroredPage> {
+    if (this.mirror) {
+      const all = await this.mirror.catalog((await this.metadata.listRepositories(undefined, undefined)).items, undefined, undefined);
+      return { ...pageOf(visible ? all.items.filter(visible) : all.items, limit, after), ...(all.stale ? { stale: true } : {}) };
+    }
+    if (!visible) return this.metadata.listRepositories(limit, after);
+    // Page through the store until the page is full of names the caller may see.
+    const items: string[] = [];
+    let cursor = after;
+    for (;;) {
+      const batch = await this.metadata.listRepositories(CATALOG_BATCH, cursor);
+      for (const name of batch.items) {
+        if (!visible(name)) continue;
+        // One visible name past the page: only then is there a next page to link.
+        if (limit !== undefined && items.length >= limit) return { items, more: true };
+        items.push(name);
+      }
+      if (!batch.more || batch.items.length === 0) return { items, more: false };
+      cursor = batch.items.at(-1);
+    }
   }
 
   /** end-12: of a cached repository, the referrers cached so far (no upstream request). */
@@ -493,6 +529,11 @@ export class Registry {
     return { schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests };
   }
 }
+
+/** Repositories read per step while filtering the catalog for a caller. */
+const CATALOG_BATCH = 1000;
+/** Repositories linking a digest that an automatic mount looks at. */
+const AUTO_MOUNT_CANDIDATES = 1000;
 
 const FOREIGN_LAYER_TYPES: ReadonlySet<string> = new Set([
   MediaTypes.dockerForeignLayerGzip,

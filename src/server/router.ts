@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
+import type { Caller } from './access-control.ts';
 import type { BodyBudget } from './body-budget.ts';
 import type { RouteName } from './metrics.ts';
 import type { Registry } from './registry.ts';
@@ -18,6 +19,8 @@ export interface RequestContext {
   manifestBodies: BodyBudget;
   /** Blob offload to an nginx in front: the internal location's prefix (`--x-accel-redirect`). */
   xAccelRedirect?: string | undefined;
+  /** Who asked, as access control decided before the handler (everyone may do everything when it is off). */
+  caller: Caller;
 }
 
 export type Handler = (ctx: RequestContext) => Promise<void> | void;

@@ -1,4 +1,5 @@
 import type { Server } from 'node:http';
+import type { Server as TlsServer } from 'node:tls';
 import { once } from 'node:events';
 import { pino, type Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
@@ -10,12 +11,17 @@ import type { Registry } from './registry.ts';
 import { createRegistryServer, listenAddress } from './server.ts';
 import { UploadReaper } from './upload-reaper.ts';
 import { configuredUpstreams } from './upstream-config.ts';
+import type { AccessControl } from './access-control.ts';
+import { authEnabled, openAccessControl } from './auth-config.ts';
+import { checkPlainHttpAuth, expiryWarning, loadTlsFiles, TlsReloader } from './tls.ts';
 
 export interface RunningRegistry {
   server: Server;
   registry: Registry;
   /** Served at GET /metrics; the mirror records its counters in `metrics.mirror`. */
   metrics: ServerMetrics;
+  /** Authentication and permissions, when on. */
+  access: AccessControl | undefined;
   /** `host:port` actually bound (port 0 resolved). */
   address: string;
   url: string;
@@ -25,13 +31,36 @@ export interface RunningRegistry {
 
 /** Starts `skiff serve`: embedded storage, HTTP server, graceful close. */
 export async function startRegistry(config: ServeConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningRegistry> {
+  const { host, port } = splitListen(config.listen);
+  const tlsFiles = config.tlsCert !== undefined && config.tlsKey !== undefined ? await loadTlsFiles(config.tlsCert, config.tlsKey) : undefined;
+  if (tlsFiles) {
+    const warning = expiryWarning(tlsFiles, config.tlsCert!);
+    if (warning) log.warn(warning);
+  }
+  checkPlainHttpAuth({ listenHost: host, tls: tlsFiles !== undefined, auth: authEnabled(config), insecureHttp: config.insecureHttp });
   const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), cacheMaxSize: config.cacheMaxSize, log });
+  let access: AccessControl | undefined;
+  try {
+    access = await openAccessControl(config, config.data, (name) => registry.policyName(name), log);
+  } catch (error) {
+    await registry.metadata.close();
+    throw error;
+  }
   const metrics = new ServerMetrics();
   registry.mirror?.setMetrics(metrics.mirror);
-  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics, xAccelRedirect: config.xAccelRedirect });
-  const { host, port } = splitListen(config.listen);
+  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics, xAccelRedirect: config.xAccelRedirect, access, tls: tlsFiles });
   server.listen(port, host);
   await once(server, 'listening');
+  // SIGHUP: a renewed certificate and an edited password file take effect without a restart.
+  const reloader = tlsFiles ? new TlsReloader({ server: server as unknown as TlsServer, certFile: config.tlsCert!, keyFile: config.tlsKey!, log }) : undefined;
+  const stopWatching = reloader?.watchSighup();
+  const onHangup = (): void => {
+    access?.options.htpasswd?.reload().then(
+      () => log.info({ htpasswd: config.htpasswd }, 'htpasswd reloaded'),
+      (error: unknown) => log.error({ err: error }, 'htpasswd reload failed, keeping the previous users'),
+    );
+  };
+  if (access?.options.htpasswd) process.on('SIGHUP', onHangup);
   void registry.mirror?.checkUpstreams(); // logs each upstream's state; an unreachable one never stops the start
   // Read-only promises no writes to storage; stale sessions are purged once writes are back.
   const uploadReaper = config.readOnly ? undefined : new UploadReaper(registry, { expiry: config.uploadExpiry, log }).start();
@@ -42,10 +71,13 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
     server,
     registry,
     metrics,
+    access,
     address,
-    url: `http://${address}`,
+    url: `${tlsFiles ? 'https' : 'http'}://${address}`,
     close() {
       closing ??= (async () => {
+        stopWatching?.();
+        process.off('SIGHUP', onHangup);
         await uploadReaper?.stop(); // before storage closes under it
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Keep-alive connections go idle as their last request finishes; close them as they do.

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
@@ -18,6 +19,10 @@ import { cancelUpload, finishUpload, patchUpload, startUpload, uploadStatus } fr
 import { sendError, sendJson, toRegistryError } from './http-util.ts';
 import type { Registry } from './registry.ts';
 import { Router, type RequestContext } from './router.ts';
+import { OPEN_CALLER, type AccessControl, type Need } from './access-control.ts';
+import { serveToken } from './handlers/token.ts';
+import type { Action } from '../auth/actions.ts';
+import type { RouteName } from './metrics.ts';
 
 const NAME = '(?<name>.+?)';
 
@@ -46,6 +51,10 @@ export interface RegistryServerOptions {
   metrics?: ServerMetrics;
   /** Blob offload: GETs of stored blobs answer `X-Accel-Redirect: <prefix>/…` and no body (handlers/blobs.ts). */
   xAccelRedirect?: string | undefined;
+  /** Authentication and permissions; everyone may do everything without it. */
+  access?: AccessControl | undefined;
+  /** Serve HTTPS with this certificate and key (PEM); TlsReloader swaps them on SIGHUP. */
+  tls?: { cert: Buffer; key: Buffer } | undefined;
 }
 
 /**
@@ -54,7 +63,7 @@ export interface RegistryServerOptions {
  * keep-alive connections close, connections beyond the cap get a 503, and one connection's
  * requests run in order. One structured log line per request; spec errors for every failure.
  */
-export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics(), xAccelRedirect }: RegistryServerOptions): Server {
+export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics(), xAccelRedirect, access, tls }: RegistryServerOptions): Server {
   const router = registryRoutes();
   const manifestBodies = new BodyBudget(limits.manifestBodyMemory);
 
@@ -67,6 +76,10 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
     const query = new URLSearchParams(queryStart === -1 ? '' : raw.slice(queryStart + 1));
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     if (rawPath === '/metrics') return metrics.serve(req, res);
+    if (rawPath === '/token' && access) {
+      metrics.route(req, 'token');
+      return serveToken(access, req, res, query);
+    }
     if (rawPath === '/healthz') {
       metrics.route(req, 'healthz');
       const health = await checkHealth(registry, dataDir, limits.minFreeSpace);
@@ -92,12 +105,14 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
     if ('allowed' in found) {
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
     }
-    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log, manifestBodies, xAccelRedirect };
+    const caller = access ? await access.authorize(req, needOf(found.route, req.method ?? 'GET', found.params, query, registry)) : OPEN_CALLER;
+    const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log, manifestBodies, xAccelRedirect, caller };
     await found.handler(ctx);
   }
 
   const inOrder = new InOrder();
-  const server = createServer(
+  const create = tls ? (options: object, listener: (req: IncomingMessage, res: ServerResponse) => void) => createHttpsServer({ ...options, ...tls }, listener) : createServer;
+  const server: Server = create(
     {
       // No total request time: a 10 GiB push over a slow link must finish. Stalls are cut by the
       // idle timeout below instead.
@@ -127,6 +142,19 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
   const relief = new MemoryRelief();
   metrics.trackConnections(limitConnections(server, limits.maxConnections, log, (open) => relief.observe(open), () => metrics.connectionRefused()));
   return server;
+}
+
+/** What a route needs: reads need pull, writes push, deletes delete, on the repository as stored. */
+function needOf(route: RouteName, method: string, params: Record<string, string>, query: URLSearchParams, registry: Registry): Need {
+  if (route === 'base') return { kind: 'base' };
+  if (route === 'catalog') return { kind: 'catalog' };
+  const name = params.name ?? '';
+  const read = method === 'GET' || method === 'HEAD';
+  let action: Action;
+  if (route === 'upload') action = 'push';
+  else if (method === 'DELETE') action = 'delete';
+  else action = read ? 'pull' : 'push';
+  return { kind: 'repository', name, policyName: registry.policyName(name, query.get('ns') ?? undefined), actions: [action] };
 }
 
 export function listenAddress(server: Server): string {

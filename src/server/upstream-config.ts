@@ -1,5 +1,5 @@
 import { ConfigError } from '../errors/config-error.ts';
-import { globProblem } from '../proxy/glob.ts';
+import { globProblem } from '../reference/glob.ts';
 import {
   DEFAULT_TAG_TTL,
   defaultUpstreamUrl,

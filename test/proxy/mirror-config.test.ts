@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ConfigError } from '../../src/errors/config-error.ts';
-import { globToRegExp, RepositoryFilter } from '../../src/proxy/glob.ts';
+import { globToRegExp, RepositoryFilter } from '../../src/reference/glob.ts';
 import { Upstream } from '../../src/proxy/upstream.ts';
 import { Upstreams } from '../../src/proxy/upstreams.ts';
 import { resolveServeConfig } from '../../src/server/config.ts';

@@ -57,6 +57,7 @@ describe('resolveServeConfig', () => {
       uploadExpiry: 24 * 3600_000,
       sendBufferMemory: 16 * 1024 * 1024,
       manifestBodyMemory: 64 * 1024 * 1024,
+      insecureHttp: false,
     });
   });
 
@@ -88,6 +89,7 @@ describe('resolveServeConfig', () => {
       uploadExpiry: 7 * 86_400_000,
       sendBufferMemory: 16 * 1024 * 1024,
       manifestBodyMemory: 1024 ** 3,
+      insecureHttp: false,
     });
   });
 

@@ -1,4 +1,5 @@
 import { MediaTypes } from '../../oci/media-types.ts';
+import { OPEN_CALLER } from '../access-control.ts';
 import { nextLink, pageParams, sendJson } from '../http-util.ts';
 import type { MirroredPage } from '../mirror.ts';
 import type { RequestContext } from '../router.ts';
@@ -22,7 +23,8 @@ export async function listTags(ctx: RequestContext): Promise<void> {
 /** GET /v2/_catalog[?n=&last=] */
 export async function catalog(ctx: RequestContext): Promise<void> {
   const { limit, after } = pageParams(ctx.query);
-  const page = await ctx.registry.catalog(limit, after);
+  const caller = ctx.caller;
+  const page = await ctx.registry.catalog(limit, after, caller === OPEN_CALLER ? undefined : (name) => caller.mayList(name));
   sendPage(ctx, { repositories: page.items }, page, limit);
 }
 

@@ -35,7 +35,7 @@ export async function startUpload(ctx: RequestContext): Promise<void> {
   if (mount !== null) {
     await drain(req);
     const from = query.get('from') ?? undefined;
-    const mounted = await registry.mountBlob(name, mount, from, ns);
+    const mounted = await registry.mountBlob(name, mount, from, ns, (policyName, addressed) => ctx.caller.mayPull(policyName, addressed));
     if (mounted) return blobCreated(ctx, mounted);
     return uploadAccepted(ctx, await registry.startUpload(name, ns));
   }
