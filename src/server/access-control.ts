@@ -9,13 +9,21 @@ import { formatScope } from '../auth/scope.ts';
 import type { TokenIssuer } from '../auth/token-issuer.ts';
 import { TokenRejected, type TokenVerifier } from '../auth/token-verifier.ts';
 import { RegistryError } from '../errors/registry-error.ts';
+import { nameProblem } from '../reference/name.ts';
 
 /** What a request needs, derived from its route before any handler runs. */
 export type Need =
   | { kind: 'base' }
   | { kind: 'catalog' }
   /** `name` as the request addressed it; `policyName` where its content lives (a mirror's canonical name). */
-  | { kind: 'repository'; name: string; policyName: string; actions: Action[] };
+  | {
+      kind: 'repository';
+      name: string;
+      policyName: string;
+      actions: Action[];
+      /** Scopes a challenge also asks for, without the request needing them: pull on a mount's `from`. */
+      optional?: string[];
+    };
 
 /** The decision handed to handlers: who asked, and what else they may read (catalog, mounts). */
 export interface Caller {
@@ -134,7 +142,8 @@ export class AccessControl {
   private challengeHeader(need: Need, error: string | undefined, req: IncomingMessage | undefined): string {
     if (this.options.scheme === 'basic') return 'Basic realm="skiff", charset="UTF-8"';
     const parts = [`realm="${this.realmFor(req)}"`, `service="${this.options.service}"`];
-    if (need.kind === 'repository') parts.push(`scope="${formatScope('repository', need.name, need.actions)}"`);
+    // Only a valid name is echoed into the header: a path may carry quotes or control characters.
+    if (need.kind === 'repository' && nameProblem(need.name) === undefined) parts.push(`scope="${[formatScope('repository', need.name, need.actions), ...(need.optional ?? [])].join(' ')}"`);
     if (need.kind === 'catalog') parts.push('scope="registry:catalog:*"');
     if (error) parts.push(`error="${error}"`);
     return `Bearer ${parts.join(',')}`;

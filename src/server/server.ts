@@ -22,6 +22,7 @@ import { Router, type RequestContext } from './router.ts';
 import { OPEN_CALLER, type AccessControl, type Need } from './access-control.ts';
 import { serveToken } from './handlers/token.ts';
 import type { Action } from '../auth/actions.ts';
+import { nameProblem } from '../reference/name.ts';
 import type { RouteName } from './metrics.ts';
 
 const NAME = '(?<name>.+?)';
@@ -154,7 +155,12 @@ function needOf(route: RouteName, method: string, params: Record<string, string>
   if (route === 'upload') action = 'push';
   else if (method === 'DELETE') action = 'delete';
   else action = read ? 'pull' : 'push';
-  return { kind: 'repository', name, policyName: registry.policyName(name, query.get('ns') ?? undefined), actions: [action] };
+  const need: Need = { kind: 'repository', name, policyName: registry.policyName(name, query.get('ns') ?? undefined), actions: [action] };
+  // A mount's source: asked for in the challenge (as the CNCF registry does), so that a token
+  // fetched after it can carry pull on `from`; without that grant the mount becomes an upload.
+  const from = method === 'POST' && query.has('mount') ? query.get('from') : null;
+  if (from && nameProblem(from) === undefined) need.optional = [`repository:${from}:pull`];
+  return need;
 }
 
 export function listenAddress(server: Server): string {
