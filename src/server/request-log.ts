@@ -48,6 +48,13 @@ function quiet(url: string, status: number): boolean {
   return status < 400 && QUIET_PATHS.has(queryStart === -1 ? url : url.slice(0, queryStart));
 }
 
+/** Who each request was from, once access control decided: the audit trail of pushes and deletes. */
+const users = new WeakMap<IncomingMessage, string>();
+
+export function noteUser(req: IncomingMessage, user: string | undefined): void {
+  if (user !== undefined) users.set(req, user);
+}
+
 /**
  * One log line per request, written when the response closes: at info when it completed (at
  * debug for a successful scrape of /metrics), at warn when the client left first
@@ -66,6 +73,7 @@ export function logEachRequest(req: IncomingMessage, res: ServerResponse, log: L
       bytes: Number(res.getHeader('content-length') ?? 0),
       ms: Math.round(ms * 100) / 100,
       remote,
+      ...(users.has(req) ? { user: users.get(req) } : {}),
       complete,
       // The body is nginx's to send (--x-accel-redirect): `bytes` is this response's, 0.
       ...(res.hasHeader('x-accel-redirect') ? { offloaded: true } : {}),

@@ -10,7 +10,7 @@ import { ServerMetrics } from './metrics.ts';
 import { checkHealth } from './health.ts';
 import { InOrder } from './in-order.ts';
 import { drainAfterEarlyAnswer } from './linger.ts';
-import { clientGone, logEachRequest, redactUrl } from './request-log.ts';
+import { clientGone, logEachRequest, noteUser, redactUrl } from './request-log.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { deleteBlob, getBlob } from './handlers/blobs.ts';
 import { catalog, listTags, ping, referrers } from './handlers/discovery.ts';
@@ -76,7 +76,11 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
     const rawPath = queryStart === -1 ? raw : raw.slice(0, queryStart);
     const query = new URLSearchParams(queryStart === -1 ? '' : raw.slice(queryStart + 1));
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
-    if (rawPath === '/metrics') return metrics.serve(req, res);
+    if (rawPath === '/metrics') {
+      // With authentication on, any authenticated user may scrape (Prometheus: basic_auth); /healthz stays open for load balancers.
+      if (access) await access.authorize(req, { kind: 'base' });
+      return metrics.serve(req, res);
+    }
     if (rawPath === '/token' && access) {
       metrics.route(req, 'token');
       return serveToken(access, req, res, query);
@@ -107,6 +111,7 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
       throw new RegistryError('UNSUPPORTED', `method ${req.method} is not allowed on ${path.slice(0, 200)}`, { status: 405, headers: { Allow: found.allowed.join(', ') } });
     }
     const caller = access ? await access.authorize(req, needOf(found.route, req.method ?? 'GET', found.params, query, registry)) : OPEN_CALLER;
+    noteUser(req, caller.user);
     const ctx: RequestContext = { req, res, path, query, params: found.params, registry, log, manifestBodies, xAccelRedirect, caller };
     await found.handler(ctx);
   }
