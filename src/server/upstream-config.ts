@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError } from '../errors/config-error.ts';
 import { globProblem } from '../reference/glob.ts';
 import {
@@ -19,7 +20,7 @@ import { parseDuration } from './units.ts';
 
 type Parsed<T> = { value: T } | { problem: string };
 
-const KEYS = ['host', 'url', 'username', 'password', 'tagTTL', 'allow', 'deny', 'default'] as const;
+const KEYS = ['host', 'url', 'username', 'password', 'passwordFile', 'passwordEnv', 'tagTTL', 'allow', 'deny', 'default'] as const;
 
 /** `--proxy <url>` / `proxy:`: the URL of the default upstream. */
 export function parseProxy(value: unknown): Parsed<string | undefined> {
@@ -48,7 +49,7 @@ function globList(value: unknown, key: string, problems: string[]): string[] {
 
 function parseEntry(entry: unknown, where: string, problems: string[]): UpstreamConfig | undefined {
   if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-    problems.push(`${where}: expected a mapping with host, url and optional username, password, tagTTL, allow, deny, default`);
+    problems.push(`${where}: expected a mapping with host, url and optional username, password (or passwordFile, passwordEnv), tagTTL, allow, deny, default`);
     return undefined;
   }
   const values = entry as Record<string, unknown>;
@@ -69,12 +70,15 @@ function parseEntry(entry: unknown, where: string, problems: string[]): Upstream
     if (problem) problems.push(`${where}.url: ${problem}`);
     else url = (values.url as string).replace(/\/+$/, '');
   }
-  for (const key of ['username', 'password'] as const) {
+  for (const key of ['username', 'password', 'passwordFile', 'passwordEnv'] as const) {
     if (values[key] !== undefined && typeof values[key] !== 'string') problems.push(`${where}.${key}: must be a string`);
   }
-  if ((values.username === undefined) !== (values.password === undefined)) {
-    problems.push(`${where}: username and password go together (or leave both out to use the Docker config's credentials for the upstream's host)`);
+  const secretSources = (['password', 'passwordFile', 'passwordEnv'] as const).filter((key) => values[key] !== undefined);
+  if (secretSources.length > 1) problems.push(`${where}: give one of password, passwordFile, passwordEnv, not ${secretSources.join(' and ')}`);
+  if ((values.username === undefined) !== (secretSources.length === 0)) {
+    problems.push(`${where}: username and a password (password, passwordFile or passwordEnv) go together (or leave both out to use the Docker config's credentials for the upstream's host)`);
   }
+  const password = upstreamPassword(values, where, problems);
   let tagTTL = DEFAULT_TAG_TTL;
   if (values.tagTTL !== undefined) {
     const ms = parseDuration(values.tagTTL);
@@ -87,8 +91,32 @@ function parseEntry(entry: unknown, where: string, problems: string[]): Upstream
   if (problems.length > before) return undefined;
   const config: UpstreamConfig = { host, url, tagTTL, allow, deny, default: values.default === true };
   if (typeof values.username === 'string') config.username = values.username;
-  if (typeof values.password === 'string') config.password = values.password;
+  if (password !== undefined) config.password = password;
   return config;
+}
+
+/**
+ * The upstream's password: inline, from a file (a mounted secret; one trailing newline dropped),
+ * or from an environment variable. Read once at start; never logged.
+ */
+function upstreamPassword(values: Record<string, unknown>, where: string, problems: string[]): string | undefined {
+  if (typeof values.password === 'string') return values.password;
+  if (typeof values.passwordFile === 'string') {
+    try {
+      const secret = readFileSync(values.passwordFile, 'utf8').replace(/\r?\n$/, '');
+      if (secret === '') problems.push(`${where}.passwordFile: ${values.passwordFile} is empty`);
+      return secret;
+    } catch (error) {
+      problems.push(`${where}.passwordFile: cannot read ${values.passwordFile}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+      return undefined;
+    }
+  }
+  if (typeof values.passwordEnv === 'string') {
+    const secret = process.env[values.passwordEnv];
+    if (secret === undefined || secret === '') problems.push(`${where}.passwordEnv: the environment variable ${values.passwordEnv} is not set`);
+    return secret;
+  }
+  return undefined;
 }
 
 /** `upstreams:` as a list of UpstreamConfig, or every problem, one per line (`[1].url: …`). */

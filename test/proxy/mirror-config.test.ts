@@ -73,6 +73,29 @@ upstreams:
     ]);
   });
 
+  test('an upstream password from a file (one trailing newline dropped) or from the environment', async () => {
+    await writeFile(join(dir, 'ghcr-secret'), 's3cret from a file\n', { mode: 0o600 });
+    process.env.SKIFF_TEST_QUAY_PASSWORD = 's3cret from the environment';
+    try {
+      const file = await yaml(`
+upstreams:
+  - host: ghcr.io
+    username: bot
+    passwordFile: ${join(dir, 'ghcr-secret')}
+  - host: quay.io
+    username: robot
+    passwordEnv: SKIFF_TEST_QUAY_PASSWORD
+`);
+      const config = await resolveServeConfig({ data: dir }, file);
+      assert.deepEqual(config.upstreams?.map((upstream) => [upstream.username, upstream.password]), [
+        ['bot', 's3cret from a file'],
+        ['robot', 's3cret from the environment'],
+      ]);
+    } finally {
+      delete process.env.SKIFF_TEST_QUAY_PASSWORD;
+    }
+  });
+
   test('--proxy: the default upstream, named after its URL host (Docker Hub aliases → docker.io)', async () => {
     const config = await resolveServeConfig({ data: dir, proxy: 'https://registry-1.docker.io' });
     assert.equal(config.proxy, 'https://registry-1.docker.io');
@@ -82,12 +105,15 @@ upstreams:
   });
 
   const bad: [string, Record<string, unknown>, string | undefined, RegExp][] = [
-    ['unknown key, named with its entry', {}, 'upstreams:\n  - host: docker.io\n    ttl: 5m\n', /^FILE: upstreams\[0\]\.ttl: unknown setting \(known: host, url, username, password, tagTTL, allow, deny, default\)$/m],
+    ['unknown key, named with its entry', {}, 'upstreams:\n  - host: docker.io\n    ttl: 5m\n', /^FILE: upstreams\[0\]\.ttl: unknown setting \(known: host, url, username, password, passwordFile, passwordEnv, tagTTL, allow, deny, default\)$/m],
     ['missing host', {}, 'upstreams:\n  - url: https://x.io\n', /FILE: upstreams\[0\]\.host: required/],
     ['a host without dot or port', {}, 'upstreams:\n  - host: library\n', /FILE: upstreams\[0\]\.host: a registry host needs a dot or a port/],
     ['a bad URL', {}, 'upstreams:\n  - host: ghcr.io\n    url: ftp://ghcr.io\n', /FILE: upstreams\[0\]\.url: expected an http:\/\/ or https:\/\/ URL/],
     ['credentials in the URL', {}, 'upstreams:\n  - host: ghcr.io\n    url: https://u:p@ghcr.io\n', /upstreams\[0\]\.url: put credentials in username\/password/],
-    ['username without password', {}, 'upstreams:\n  - host: ghcr.io\n    username: bot\n', /FILE: upstreams\[0\]: username and password go together/],
+    ['username without password', {}, 'upstreams:\n  - host: ghcr.io\n    username: bot\n', /FILE: upstreams\[0\]: username and a password \(password, passwordFile or passwordEnv\) go together/],
+    ['two password sources', {}, 'upstreams:\n  - host: ghcr.io\n    username: bot\n    password: a\n    passwordEnv: B\n', /upstreams\[0\]: give one of password, passwordFile, passwordEnv, not password and passwordEnv/],
+    ['passwordEnv not set', {}, 'upstreams:\n  - host: ghcr.io\n    username: bot\n    passwordEnv: SKIFF_TEST_UNSET_VARIABLE\n', /upstreams\[0\]\.passwordEnv: the environment variable SKIFF_TEST_UNSET_VARIABLE is not set/],
+    ['passwordFile missing', {}, 'upstreams:\n  - host: ghcr.io\n    username: bot\n    passwordFile: /nonexistent/skiff-secret\n', /upstreams\[0\]\.passwordFile: cannot read \/nonexistent\/skiff-secret: ENOENT/],
     ['a bad tagTTL', {}, 'upstreams:\n  - host: ghcr.io\n    tagTTL: soon\n', /FILE: upstreams\[0\]\.tagTTL: expected a duration/],
     ['a bad glob', {}, 'upstreams:\n  - host: ghcr.io\n    allow: ["Org/*"]\n', /FILE: upstreams\[0\]\.allow: pattern "Org\/\*" may hold only/],
     ['default not a boolean', {}, 'upstreams:\n  - host: ghcr.io\n    default: yes please\n', /FILE: upstreams\[0\]\.default: must be true or false/],
@@ -201,8 +227,10 @@ describe('a mirror whose upstream is down', () => {
   });
 
   test('starts, and logs that the upstream is unreachable', async () => {
-    for (let i = 0; i < 100 && !mirror.logs.some((l) => String(l.msg).includes('unreachable')); i++) await new Promise((r) => setTimeout(r, 50));
-    const line = mirror.logs.find((l) => l.upstream === 'ghcr.io' && String(l.msg).includes('unreachable'));
+    // Each upstream is checked on its own; wait for the one this test reads, not whichever logs first.
+    const ghcrLine = () => mirror.logs.find((l) => l.upstream === 'ghcr.io' && String(l.msg).includes('unreachable'));
+    for (let i = 0; i < 100 && !ghcrLine(); i++) await new Promise((r) => setTimeout(r, 50));
+    const line = ghcrLine();
     assert.ok(line, JSON.stringify(mirror.logs));
     assert.equal(line.level, 40);
     assert.match(String(line.msg), /serving what is cached until it is back/);
