@@ -419,18 +419,25 @@ export class Mirror {
 
   // ---- discovery ----
 
-  /** The upstream's tags (all pages), paged here; the cached tags, marked stale, when it cannot answer. */
+  /**
+   * The upstream's tags (all pages), paged here. When it cannot answer: its last answer, with the
+   * tags cached since, marked stale.
+   */
   async tags(route: MirrorRoute, limit: number | undefined, after: string | undefined): Promise<MirroredPage> {
     this.checkAllowed(route);
+    const key = `tags:${route.canonical}`;
     const cachedPage = async (): Promise<MirroredPage> => {
-      if (!(await this.metadata.repositoryExists(route.canonical))) {
+      const [answered, cached] = await Promise.all([this.metadata.upstreamListing(key), this.metadata.listTags(route.canonical, undefined, undefined)]);
+      if (!answered && !(await this.metadata.repositoryExists(route.canonical))) {
         throw new RegistryError('NAME_UNKNOWN', `repository ${route.canonical} is not cached here`, { detail: { name: route.canonical } });
       }
-      return this.metadata.listTags(route.canonical, limit, after);
+      return pageOf([...(answered?.names ?? []), ...cached.items], limit, after);
     };
     if (this.readOnly) return cachedPage();
     try {
-      return pageOf(await this.ask(route, 'tags', 'GET', () => route.upstream.listTags(route.repository)), limit, after);
+      const names = await this.ask(route, 'tags', 'GET', () => route.upstream.listTags(route.repository));
+      await this.metadata.saveUpstreamListing(key, names, Date.now());
+      return pageOf(names, limit, after);
     } catch (error) {
       if (!isUpstreamUnavailable(error)) throw error;
       const page = await cachedPage().catch(() => {
@@ -454,13 +461,16 @@ export class Mirror {
       await Promise.all(
         this.upstreams.list.map(async (upstream) => {
           try {
-            for (const name of await this.ask({ upstream }, 'catalog', 'GET', () => upstream.catalog())) {
-              if (upstream.allows(name)) names.add(`${upstream.prefix}/${name}`);
-            }
+            const answer = await this.ask({ upstream }, 'catalog', 'GET', () => upstream.catalog());
+            await this.metadata.saveUpstreamListing(`catalog:${upstream.host}`, answer, Date.now());
+            for (const name of answer) if (upstream.allows(name)) names.add(`${upstream.prefix}/${name}`);
           } catch (error) {
             if (isUpstreamUnavailable(error)) {
               stale = true;
-              this.log.warn({ upstream: upstream.host, reason: (error as Error).message }, 'mirror: upstream unavailable, its catalog is left out');
+              // Its last answer stands in, as the cached tags do for a repository.
+              const last = await this.metadata.upstreamListing(`catalog:${upstream.host}`);
+              for (const name of last?.names ?? []) if (upstream.allows(name)) names.add(`${upstream.prefix}/${name}`);
+              this.log.warn({ upstream: upstream.host, reason: (error as Error).message, lastAnswer: last?.names.length ?? 0 }, 'mirror: upstream unavailable, serving its last catalog');
             } else this.log.debug({ upstream: upstream.host, reason: (error as Error).message }, 'mirror: upstream has no catalog');
           }
         }),

@@ -157,6 +157,13 @@ export interface MetadataStore {
    * never an entry.
    */
   evictCache(request: CacheEvictionRequest): Promise<CacheEvictionStep>;
+  /**
+   * The mirror's last answer from an upstream for a listing (`tags:<cached repository>`,
+   * `catalog:<upstream host>`): what it serves, marked stale, while that upstream cannot answer.
+   * Saving the same names again writes nothing.
+   */
+  saveUpstreamListing(key: string, names: string[], at: number): Promise<void>;
+  upstreamListing(key: string): Promise<{ names: string[]; changedAt: number } | undefined>;
   /** Released blobs not forgotten yet (a crash came between release and delete), oldest release first. */
   releasedBlobs(limit: number): Promise<CachedBlob[]>;
   /**

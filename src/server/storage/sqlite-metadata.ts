@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS cache_blobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cache_blobs_recheck ON cache_blobs (used_at, digest) WHERE released_at IS NULL AND recheck = 1;
 CREATE INDEX IF NOT EXISTS cache_blobs_released ON cache_blobs (released_at, digest) WHERE released_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS upstream_listings (
+  key TEXT PRIMARY KEY,
+  names TEXT NOT NULL,
+  changed_at INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS uploads (
   id TEXT PRIMARY KEY,
   repository TEXT NOT NULL,
@@ -383,6 +388,21 @@ export class SqliteMetadataStore implements MetadataStore {
        ON CONFLICT (digest) DO UPDATE SET size = excluded.size, used_at = MAX(used_at, excluded.used_at), released_at = NULL, recheck = 1`,
     ).run(digest, size, at);
     return before === undefined || before.released_at !== null ? size : 0;
+  }
+
+  async saveUpstreamListing(key: string, names: string[], at: number): Promise<void> {
+    const json = JSON.stringify(names);
+    // An unchanged answer (the usual case) must not cost a write and an fsync per tags request.
+    const row = this.sql('SELECT names FROM upstream_listings WHERE key = ?').get(key) as { names: string } | undefined;
+    if (row?.names === json) return;
+    this.write(`saving the upstream listing ${key} in the metadata database`, () =>
+      this.sql('INSERT INTO upstream_listings (key, names, changed_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET names = excluded.names, changed_at = excluded.changed_at').run(key, json, at),
+    );
+  }
+
+  async upstreamListing(key: string): Promise<{ names: string[]; changedAt: number } | undefined> {
+    const row = this.sql('SELECT names, changed_at FROM upstream_listings WHERE key = ?').get(key) as { names: string; changed_at: number } | undefined;
+    return row ? { names: JSON.parse(row.names) as string[], changedAt: row.changed_at } : undefined;
   }
 
   async markCachedRepository(repository: string): Promise<void> {

@@ -507,6 +507,18 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
       });
     });
 
+    test('upstream listings: the last answer per key, its time moving only when the names change; kept across a reopen', async () => {
+      assert.equal(await store.upstreamListing('tags:docker.io/library/alpine'), undefined);
+      await store.saveUpstreamListing('tags:docker.io/library/alpine', ['3.19', 'latest'], 100);
+      await store.saveUpstreamListing('tags:docker.io/library/alpine', ['3.19', 'latest'], 200);
+      assert.deepEqual(await store.upstreamListing('tags:docker.io/library/alpine'), { names: ['3.19', 'latest'], changedAt: 100 });
+      await store.saveUpstreamListing('tags:docker.io/library/alpine', ['3.19', '3.20', 'latest'], 300);
+      await store.saveUpstreamListing('catalog:ghcr.io', [], 300);
+      store = await h.reopen();
+      assert.deepEqual(await store.upstreamListing('tags:docker.io/library/alpine'), { names: ['3.19', '3.20', 'latest'], changedAt: 300 });
+      assert.deepEqual(await store.upstreamListing('catalog:ghcr.io'), { names: [], changedAt: 300 });
+    });
+
     test('data survives close and reopen', async () => {
       const rec = record('team/app', 'persisted', { subject: d('s'), artifactType: 'application/x', annotations: { k: 'v' } });
       await store.putManifest(rec, [d('cfg')], ['v1']);
