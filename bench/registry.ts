@@ -8,9 +8,13 @@ export function skopeo(args: string[], timeoutMs: number): Promise<RunResult> {
   return run('skopeo', ['--insecure-policy', ...args], { timeoutMs });
 }
 
-/** Push one image of a set from its OCI layout (an index with all its platforms): what the push case times. */
-export function pushImage(set: ImageSet, image: BenchImage, host: string, timeoutMs = 300_000): Promise<RunResult> {
-  return skopeo(['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${set.layout}:${image.ref}`, `docker://${host}/${image.repo}:${image.tag}`], timeoutMs);
+/**
+ * Push one image of a set from its OCI layout (an index with all its platforms): what the push case
+ * times. `creds` (`user:password`) for a registry with authentication on.
+ */
+export function pushImage(set: ImageSet, image: BenchImage, host: string, timeoutMs = 300_000, creds?: string): Promise<RunResult> {
+  const login = creds === undefined ? [] : [`--dest-creds=${creds}`];
+  return skopeo(['copy', '--quiet', '--all', '--preserve-digests', '--dest-tls-verify=false', ...login, `oci:${set.layout}:${image.ref}`, `docker://${host}/${image.repo}:${image.tag}`], timeoutMs);
 }
 
 export async function pushSet(set: ImageSet, host: string): Promise<void> {

@@ -8,6 +8,7 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { hasCommand } from '../src/testing/peers.ts';
+import { authCase } from './cases/auth.ts';
 import { blobGetCase } from './cases/blob-get.ts';
 import { copyBigCase } from './cases/copy-big.ts';
 import { manifestGetCase } from './cases/manifest-get.ts';
@@ -42,6 +43,7 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   pull: { needs: ['skopeo', 'docker-registry'], run: pullCase },
   'stalled-readers': { needs: ['docker-registry'], run: stalledReadersCase },
   mirror: { needs: ['skopeo', 'docker-registry'], run: mirrorCase },
+  auth: { needs: ['skopeo', 'docker-registry', 'wrk'], run: authCase },
 };
 
 async function main(): Promise<number> {

@@ -35,4 +35,6 @@ export const TARGETS: Record<string, Target> = {
   'mirror-cold': { text: '≤ 1.1× direct pull', pass: (_r, l) => (l === undefined ? undefined : l >= 1 / 1.1) },
   'mirror-cold-bytes': { text: 'exactly 1× the blob sizes, every round', pass: (_r, _l, s) => (s === undefined ? undefined : s.min === 1 && s.max === 1) },
   'mirror-warm': { text: '≤ CNCF proxy', pass: atMost(1) },
+  // The auth case's peer on this row is skiff itself without authentication, in the same rounds.
+  'auth-bearer-vs-open': { text: '≥ 0.8× unauthenticated', pass: atLeast(0.8) },
 };

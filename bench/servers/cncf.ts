@@ -18,6 +18,8 @@ export interface CncfOptions {
   accessLog?: (line: string) => void;
   /** Serves its Prometheus metrics (`/metrics`) on this loopback port. */
   debugPort?: number;
+  /** Turns its Basic authentication back on (`auth: { htpasswd: { realm, path } }`) with this htpasswd file. */
+  htpasswd?: string;
 }
 
 export async function startCncf(runDir: string, label = 'cncf', options: CncfOptions = {}): Promise<Server> {
@@ -36,6 +38,7 @@ export async function startCncf(runDir: string, label = 'cncf', options: CncfOpt
     `http: { addr: "${host}", headers: { X-Content-Type-Options: [nosniff] }${debug} }`,
     'health: { storagedriver: { enabled: true, interval: 10s, threshold: 3 } }',
     ...(options.proxyRemote === undefined ? [] : [`proxy: { remoteurl: "${options.proxyRemote}" }`]),
+    ...(options.htpasswd === undefined ? [] : [`auth: { htpasswd: { realm: bench, path: "${options.htpasswd}" } }`]),
   ].join('\n');
   await writeFile(join(dir, 'config.yml'), `${config}\n`);
   let partial = '';
