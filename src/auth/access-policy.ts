@@ -58,13 +58,14 @@ export class AccessPolicy {
     for (const [group, members] of Object.entries(config?.groups ?? {})) {
       for (const user of members) this.memberOf.set(user, [...(this.memberOf.get(user) ?? []), group]);
     }
-    this.rules = config?.rules.map((rule) => ({
-      patterns: rule.repositories.map(globToRegExp),
-      actions: rule.actions,
-      users: new Set(rule.users.filter((user) => user !== '*')),
-      anyUser: rule.users.includes('*'),
-      groups: rule.groups,
-      anonymous: rule.anonymous,
+    // Embedders may hand over rules without the lists parseAccessConfig fills in.
+    this.rules = config === undefined ? undefined : (config.rules ?? []).map((rule) => ({
+      patterns: (rule.repositories ?? []).map(globToRegExp),
+      actions: rule.actions ?? [],
+      users: new Set((rule.users ?? []).filter((user) => user !== '*')),
+      anyUser: (rule.users ?? []).includes('*'),
+      groups: rule.groups ?? [],
+      anonymous: rule.anonymous ?? false,
     }));
   }
 
