@@ -71,7 +71,8 @@ export class AccessPolicy {
 
   /** What `user` (undefined: anonymous) may do on `repository`. */
   actionsFor(user: string | undefined, repository: string): ReadonlySet<Action> {
-    const key = `${user ?? ''}\u0000${repository}`;
+    // Anonymous and a user named "" must not share an entry.
+    const key = `${user === undefined ? '-' : `+${user}`}\u0000${repository}`;
     let actions = this.cache.get(key);
     if (actions === undefined) {
       actions = this.evaluate(user, repository);

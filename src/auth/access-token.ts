@@ -11,8 +11,8 @@ export interface AccessEntry {
 export interface TokenGrant {
   /** The `sub` claim; undefined (or "") for anonymous tokens. */
   subject: string | undefined;
-  /** Repository name → granted actions. */
-  repositories: Map<string, Set<Action>>;
+  /** Repository name → granted actions. Shared by every request with the token: never changed after verification. */
+  readonly repositories: ReadonlyMap<string, ReadonlySet<Action>>;
   /** `registry:catalog:*` was granted. */
   catalog: boolean;
   /** Milliseconds since the epoch. */

@@ -5,8 +5,32 @@ import { ConfigError } from '../errors/config-error.ts';
 
 const BCRYPT = /^\$2[aby]\$(\d{2})\$[./A-Za-z0-9]{53}$/;
 
-/** A hash for unknown users, so that "no such user" costs the same bcrypt time as "wrong password". */
-const DUMMY_HASH = bcrypt.hashSync('skiff: no such user', 10);
+/** Hashes for unknown users, one per cost, so that "no such user" costs the bcrypt time of "wrong password". */
+const dummyHashes = new Map<number, string>();
+
+function dummyHash(cost: number): string {
+  let hash = dummyHashes.get(cost);
+  if (hash === undefined) {
+    hash = bcrypt.hashSync('skiff: no such user', cost);
+    dummyHashes.set(cost, hash);
+  }
+  return hash;
+}
+
+/** The cost most entries use (htpasswd -B writes 5 by default; 10 when the file is empty). */
+function usualCost(users: Map<string, string>): number {
+  const counts = new Map<number, number>();
+  for (const hash of users.values()) {
+    const cost = Number(hash.slice(4, 6));
+    counts.set(cost, (counts.get(cost) ?? 0) + 1);
+  }
+  let best = 10;
+  let most = 0;
+  for (const [cost, count] of counts) {
+    if (count > most) [best, most] = [cost, count];
+  }
+  return best;
+}
 
 /** What the password file says of a user: its name and a fingerprint of its entry (changes with the password). */
 export interface VerifiedUser {
@@ -25,6 +49,7 @@ export interface VerifiedUser {
 export class Htpasswd {
   readonly file: string;
   private users = new Map<string, string>();
+  private unknownUserHash = dummyHash(10);
   private mtimeMs = 0;
   private checkedAt = 0;
   private reloading: Promise<void> | undefined;
@@ -61,7 +86,7 @@ export class Htpasswd {
     await this.refresh();
     const hash = this.users.get(user);
     // bcrypt reads at most 72 bytes; longer passwords are compared on their first 72, as everywhere.
-    const matches = await bcrypt.compare(password, hash ?? DUMMY_HASH);
+    const matches = await bcrypt.compare(password, hash ?? this.unknownUserHash);
     return matches && hash !== undefined ? { name: user, entry: fingerprint(hash) } : undefined;
   }
 
@@ -83,6 +108,7 @@ export class Htpasswd {
       throw new ConfigError(`htpasswd ${this.file}: cannot read: ${(error as Error).message}`);
     }
     this.users = parseHtpasswd(text, this.file);
+    this.unknownUserHash = dummyHash(usualCost(this.users));
     this.mtimeMs = mtimeMs;
     this.generation++;
   }
@@ -121,8 +147,14 @@ export function parseHtpasswd(text: string, file: string): Map<string, string> {
     }
     const user = line.slice(0, colon);
     const hash = line.slice(colon + 1);
-    if (!BCRYPT.test(hash)) {
+    const bcryptEntry = BCRYPT.exec(hash);
+    if (!bcryptEntry) {
       problems.push(`${where}: user ${user}: ${hashKind(hash)} is not supported; only bcrypt entries are (htpasswd -B ${file} ${user})`);
+      continue;
+    }
+    const cost = Number(bcryptEntry[1]);
+    if (cost < 4 || cost > 31) {
+      problems.push(`${where}: user ${user}: bcrypt cost ${cost} is outside 4–31 (htpasswd -B -C 10 ${file} ${user})`);
       continue;
     }
     if (users.has(user)) problems.push(`${where}: user ${user} appears twice`);

@@ -20,6 +20,9 @@ export interface TokenVerifierOptions {
   cacheSize?: number;
 }
 
+/** Clock skew allowed between the issuer and this registry, in seconds. */
+const CLOCK_TOLERANCE_S = 30;
+
 const ASYMMETRIC = ['ES256', 'ES384', 'ES512', 'RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'EdDSA'];
 
 /**
@@ -46,7 +49,8 @@ export class TokenVerifier {
     const now = Date.now();
     const known = this.verdicts.get(token);
     if (known !== undefined) {
-      if (known.expiresAt > now) return known;
+      // The same tolerance jose gave the first check: a token does not expire early for having been cached.
+      if (known.expiresAt + CLOCK_TOLERANCE_S * 1000 > now) return known;
       this.verdicts.delete(token);
       throw new TokenRejected('the token has expired');
     }
@@ -62,7 +66,7 @@ export class TokenVerifier {
     try {
       const getKey = 'key' in trust ? trust.key.publicKey : (header: JWTHeaderParameters): KeyObject => trust.bundle.keyFor(header);
       const algorithms = 'key' in trust ? [trust.key.alg] : ASYMMETRIC;
-      ({ payload } = await jwtVerify(token, getKey, { issuer: this.options.issuer, audience: this.options.service, algorithms, requiredClaims: ['exp'], clockTolerance: 30 }));
+      ({ payload } = await jwtVerify(token, getKey, { issuer: this.options.issuer, audience: this.options.service, algorithms, requiredClaims: ['exp'], clockTolerance: CLOCK_TOLERANCE_S }));
     } catch (error) {
       throw new TokenRejected(reason(error));
     }
@@ -85,7 +89,7 @@ export class TokenVerifier {
   }
 
   private evictExpired(now: number): void {
-    for (const [token, grant] of this.verdicts) if (grant.expiresAt <= now) this.verdicts.delete(token);
+    for (const [token, grant] of this.verdicts) if (grant.expiresAt + CLOCK_TOLERANCE_S * 1000 <= now) this.verdicts.delete(token);
     // Still full of live tokens: drop the oldest half rather than grow without bound.
     if (this.verdicts.size >= this.cacheSize) {
       let drop = Math.ceil(this.verdicts.size / 2);
