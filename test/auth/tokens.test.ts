@@ -346,11 +346,13 @@ describe('TokenVerifier: the verdict cache', () => {
     assert.equal(second, first);
   });
 
-  test('a cached token past its exp is refused, and stays refused', async (t) => {
+  test('a cached token past its exp (and the 30 s clock tolerance) is refused, and stays refused', async (t) => {
     const verifier = verifierWith();
     const { token } = await issuerWith({ ttlMs: 60_000 }).accessToken('alice', []);
     const grant = await verifier.verify(token);
-    t.mock.timers.enable({ apis: ['Date'], now: grant.expiresAt + 1 });
+    t.mock.timers.enable({ apis: ['Date'], now: grant.expiresAt + 29_000 });
+    assert.equal(await verifier.verify(token), grant, 'within the tolerance jose gave its first check');
+    t.mock.timers.setTime(grant.expiresAt + 30_001);
     assert.equal((await rejection(verifier, token)).message, 'the token has expired');
     t.mock.timers.setTime(grant.expiresAt + 60_000);
     assert.equal((await rejection(verifier, token)).message, 'the token has expired');
@@ -380,7 +382,7 @@ describe('TokenVerifier: the verdict cache', () => {
     const longGrant = await verifier.verify(long.token);
     await verifier.verify(short.token);
     await verifier.verify((await issuerWith({ ttlMs: 600_000 }).accessToken('other', [])).token);
-    t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 20_000 });
+    t.mock.timers.enable({ apis: ['Date'], now: Date.now() + 45_000 }); // past 10 s plus the 30 s tolerance
     await verifier.verify((await issuerWith({ ttlMs: 600_000 }).accessToken('newest', [])).token);
     assert.equal(await verifier.verify(long.token), longGrant, 'the live, oldest verdict survived: only the expired one went');
   });
