@@ -113,8 +113,11 @@ export class Htpasswd {
     this.generation++;
   }
 
-  /** Reloads when the file changed; a broken edit keeps the previous users (logged by whoever watches). */
-  private async refresh(): Promise<void> {
+  /**
+   * Reloads when the file changed (checked at most once a second); a broken edit keeps the
+   * previous users. Callers that cache verdicts call it before trusting one.
+   */
+  async refresh(): Promise<void> {
     const now = Date.now();
     if (now - this.checkedAt < 1000) return;
     this.checkedAt = now;

@@ -109,7 +109,11 @@ export class AccessControl {
     const key = createHash('sha256').update(user).update('\u0000').update(password).digest('base64');
     const now = Date.now();
     const cached = this.basicVerdicts.get(key);
-    if (cached && cached.until > now && htpasswd && cached.version === htpasswd.version) return cached.user;
+    if (cached && cached.until > now && htpasswd) {
+      // A changed file (a new password, a removed user) ends the verdicts made under the old one.
+      await htpasswd.refresh();
+      if (cached.version === htpasswd.version) return cached.user;
+    }
     const address = req.socket.remoteAddress ?? '';
     const wait = await this.options.limiter.retryAfter(user, address);
     if (wait !== undefined) {
@@ -190,7 +194,11 @@ export class AccessControl {
       mayPull: (policyName, name = policyName) => tokenAllows(name, 'pull') && policyAllows(policyName, 'pull'),
       mayList: (policyName) => policyAllows(policyName, 'pull'),
     };
-    if (need.kind === 'base') return caller;
+    // An anonymous token authenticates nobody: /v2/ (and /metrics) must still challenge it.
+    if (need.kind === 'base') {
+      if (user === undefined) throw this.challenge(need, 'authentication required', undefined, req);
+      return caller;
+    }
     if (need.kind === 'catalog') {
       if (!grant.catalog) throw this.challenge(need, 'the token does not grant registry:catalog:*', 'insufficient_scope', req);
       return caller;
