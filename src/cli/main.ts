@@ -21,6 +21,7 @@ const COMMANDS: [names: string[], imageSubcommands: string[], load: () => Promis
   [['save', 'load', 'unpack'], ['save', 'load'], async () => (await import('./archive.ts')).registerArchive],
   [['push'], ['push'], async () => (await import('./push.ts')).registerPush],
   [['sync'], [], async () => (await import('./sync.ts')).registerSync],
+  [['gc'], [], async () => (await import('./gc.ts')).registerGc],
 ];
 
 /**

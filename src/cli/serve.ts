@@ -30,6 +30,8 @@ export function registerServe(program: Command): void {
     .option('--anonymous-pull', 'with authentication on, let anonymous requests pull every repository')
     .option('--tls-cert <file>', 'serve HTTPS with this PEM certificate chain (reloaded on SIGHUP)')
     .option('--tls-key <file>', 'the PEM private key of --tls-cert')
+    .option('--gc-interval <duration>', 'run the garbage collector this often (default 1h; 0 turns it off); see docs/gc.md')
+    .option('--gc-grace <duration>', 'a blob stays this long after it last became unreferenced or was pushed (default 24h)')
     .option('--insecure-http', 'allow authentication over plain HTTP on a non-loopback address (TLS ends at a proxy in front)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
       // commander reports defaults for --no-delete; only pass what the user actually typed.
@@ -58,6 +60,7 @@ export function registerServe(program: Command): void {
           tlsCert: options.tlsCert,
           tlsKey: options.tlsKey,
           insecureHttp: typed('insecureHttp') ? options.insecureHttp : undefined,
+          gc: options.gcInterval !== undefined || options.gcGrace !== undefined ? { ...(options.gcInterval !== undefined ? { interval: options.gcInterval } : {}), ...(options.gcGrace !== undefined ? { grace: options.gcGrace } : {}) } : undefined,
         },
         options.config as string | undefined,
       );

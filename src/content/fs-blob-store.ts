@@ -1,14 +1,14 @@
 import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
-import { ALGORITHMS, createDigester, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
+import { ALGORITHMS, createDigester, isDigest, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { BlobNotFoundError, type AppendOptions, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
@@ -188,6 +188,76 @@ export class FsBlobStore implements BlobStore {
         if (!this.fanout) yield `${algorithm as Algorithm}:${entry}`;
         else for (const hex of await readdir(join(base, entry)).catch(() => [] as string[])) yield `${algorithm as Algorithm}:${hex}`;
       }
+    }
+  }
+
+  // ---- garbage collection: a condemned blob is moved aside, then deleted or put back ----
+
+  /** Where a condemned blob waits for the collector's last word: `<root>/gc-trash/<alg>-<hex>` (same filesystem, so a rename). */
+  trashPath(digest: Digest): string {
+    const { algorithm, hex } = parseDigest(digest);
+    return join(this.root, 'gc-trash', `${algorithm}-${hex}`);
+  }
+
+  /** Moves the blob aside (readers with the file open keep reading). False when it was not there. */
+  async quarantine(digest: Digest): Promise<boolean> {
+    await mkdir(join(this.root, 'gc-trash'), { recursive: true });
+    try {
+      await rename(this.blobPath(digest), this.trashPath(digest));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw storageError(error, `moving blob ${digest} aside`);
+    }
+  }
+
+  /**
+   * Puts a quarantined blob back (it was linked again meanwhile). A copy committed since wins:
+   * link(2) never replaces a file. True when the blob is in place afterwards.
+   */
+  async restore(digest: Digest): Promise<boolean> {
+    const target = this.blobPath(digest);
+    try {
+      await mkdir(join(target, '..'), { recursive: true });
+      await link(this.trashPath(digest), target);
+      await syncFile(join(target, '..'));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EEXIST' && code !== 'ENOENT') throw storageError(error, `restoring blob ${digest}`);
+    }
+    await unlink(this.trashPath(digest)).catch(() => undefined);
+    return (await this.stat(digest)) !== undefined;
+  }
+
+  /** Deletes a quarantined blob for good; the bytes it frees (0 when it was not there). */
+  async purge(digest: Digest): Promise<number> {
+    const path = this.trashPath(digest);
+    try {
+      const { size } = await stat(path);
+      await unlink(path);
+      return size;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw storageError(error, `deleting blob ${digest}`);
+    }
+  }
+
+  /** Blobs in quarantine (a cycle cut short leaves some). */
+  async *trashed(): AsyncIterable<Digest> {
+    for (const entry of await readdir(join(this.root, 'gc-trash')).catch(() => [] as string[])) {
+      const dash = entry.indexOf('-');
+      const digest = `${entry.slice(0, dash)}:${entry.slice(dash + 1)}`;
+      if (dash > 0 && isDigest(digest)) yield digest;
+    }
+  }
+
+  /** When the blob's file was last written (ms since the epoch), or undefined when absent. */
+  async modifiedAt(digest: Digest): Promise<number | undefined> {
+    try {
+      return (await stat(this.blobPath(digest))).mtimeMs;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
     }
   }
 

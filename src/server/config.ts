@@ -9,6 +9,8 @@ import { configuredUpstreams, parseProxy, parseUpstreamList } from './upstream-c
 import { parseAccessConfig, type AccessConfig } from '../auth/access-policy.ts';
 import type { LoginLimits } from '../auth/login-limiter.ts';
 import { parseExternalToken, parseFailedLogins, parseTokenService, type ExternalTokenConfig, type TokenServiceConfig } from './auth-config.ts';
+import type { GcSettings } from './gc/cycle.ts';
+import { parseRetentionRules } from './gc/retention.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
 export interface ServeConfig {
@@ -64,6 +66,8 @@ export interface ServeConfig {
   tlsKey?: string;
   /** Allow authentication over plain HTTP on a non-loopback address (TLS ends at a proxy in front). */
   insecureHttp: boolean;
+  /** Garbage collection: `interval` (0: off) and `grace` in ms, and retention rules (docs/gc.md). */
+  gc: GcSettings;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -136,7 +140,33 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   tlsCert: nonEmptyPath,
   tlsKey: nonEmptyPath,
   insecureHttp: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
+  gc: parseGcSettings,
 };
+
+/** `gc:` {interval, grace, retention}; flags give interval and grace, merged into the file's section. */
+function parseGcSettings(v: unknown): Parsed<GcSettings> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return problem('expected a mapping with interval, grace and retention');
+  const input = v as Record<string, unknown>;
+  const out: Partial<GcSettings> = {};
+  const problems: string[] = [];
+  for (const key of Object.keys(input)) if (!['interval', 'grace', 'retention'].includes(key)) problems.push(`.${key}: unknown setting (known: interval, grace, retention)`);
+  if (input.interval !== undefined) {
+    const ms = parseDuration(input.interval);
+    if (ms === undefined || (ms !== 0 && ms < 1000)) problems.push('.interval: expected a duration of at least 1s, such as 1h (0 turns the background collector off)');
+    else out.interval = ms;
+  }
+  if (input.grace !== undefined) {
+    const ms = parseDuration(input.grace);
+    if (ms === undefined) problems.push('.grace: expected a duration such as 24h (0s collects at once)');
+    else out.grace = ms;
+  }
+  if (input.retention !== undefined) {
+    const parsed = parseRetentionRules(input.retention);
+    if ('problem' in parsed) problems.push(...parsed.problem.split('\n').map((line) => `.retention${line}`));
+    else out.retention = parsed.value;
+  }
+  return problems.length > 0 ? problem(problems.join('\n')) : ok(out as GcSettings);
+}
 
 function nonEmptyPath(v: unknown): Parsed<string> {
   return typeof v === 'string' && v.length > 0 ? ok(v) : problem('must be a non-empty file path');
@@ -179,6 +209,7 @@ function defaults(): Omit<ServeConfig, 'data'> {
     sendBufferMemory: 16 * 1024 * 1024,
     manifestBodyMemory: 64 * 1024 * 1024,
     insecureHttp: false,
+    gc: { interval: 3600_000, grace: 24 * 3600_000 },
   };
 }
 
@@ -205,7 +236,8 @@ function check(values: Record<string, unknown>, where: string, into: Record<stri
     const parsed = parse(value);
     // A list's problems come one per line, each naming its entry: `upstreams[1].url: …`.
     if ('problem' in parsed) for (const line of parsed.problem.split('\n')) problems.push(`${where}: ${key}${line.startsWith('[') || line.startsWith('.') ? '' : ': '}${line}`);
-    else into[key] = parsed.value;
+    // gc: a flag (--gc-interval) fills in the file's section instead of replacing it.
+    else into[key] = key === 'gc' ? { ...(into.gc as object), ...(parsed.value as object) } : parsed.value;
   }
   return problems;
 }

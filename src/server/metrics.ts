@@ -35,6 +35,19 @@ export interface MirrorMetrics {
   cacheSize(bytes: number): void;
 }
 
+/** One garbage collection cycle's numbers, as the collector reports them. */
+export interface GcCycleNumbers {
+  reviewed: number;
+  deletedBlobs: number;
+  freedBytes: number;
+  prunedLinks: number;
+  deletedManifests: number;
+  deletedTags: number;
+  seconds: number;
+  /** Digests still queued after the cycle. */
+  queued: number;
+}
+
 export const noMirrorMetrics: MirrorMetrics = {
   hit: () => undefined,
   miss: () => undefined,
@@ -152,6 +165,18 @@ export class ServerMetrics {
     evictedBytes: Counter;
     cacheSize: Gauge;
   };
+  private readonly gcCounters: {
+    cycles: Counter<'outcome'>;
+    reviewed: Counter;
+    deleted: Counter;
+    freed: Counter;
+    prunedLinks: Counter;
+    manifests: Counter;
+    tags: Counter;
+    duration: Gauge;
+    queued: Gauge;
+    lastSuccess: Gauge;
+  };
   private readonly states = new WeakMap<IncomingMessage, RequestState>();
   /** Sockets with a request seen, and the bytes already counted for each. */
   private readonly sockets = new Map<Socket, SocketTally>();
@@ -219,7 +244,38 @@ export class ServerMetrics {
       },
       cacheSize: (bytes) => c.cacheSize.set(bytes),
     };
+    this.gcCounters = {
+      cycles: counter('gc_cycles_total', 'Garbage collection cycles run, by outcome (ok, failed).', ['outcome']),
+      reviewed: counter('gc_blobs_reviewed_total', 'Digests the collector reviewed (their last link, unlink or unreference was older than the grace period).'),
+      deleted: counter('gc_blobs_deleted_total', 'Blobs (layers, configs, manifest bodies) the collector deleted.'),
+      freed: counter('gc_bytes_freed_total', 'Bytes the collector freed.'),
+      prunedLinks: counter('gc_links_pruned_total', 'Repository blob links the collector removed.'),
+      manifests: counter('gc_manifests_deleted_total', 'Manifests retention rules deleted (referrers included).'),
+      tags: counter('gc_tags_deleted_total', 'Tags retention rules deleted.'),
+      duration: new Gauge({ name: `${PREFIX}gc_last_cycle_seconds`, help: 'How long the last garbage collection cycle took.', registers }),
+      queued: new Gauge({ name: `${PREFIX}gc_review_queue`, help: 'Digests waiting in the review queue after the last cycle (most within their grace period).', registers }),
+      lastSuccess: new Gauge({ name: `${PREFIX}gc_last_success_timestamp_seconds`, help: 'When the last garbage collection cycle finished without error (Unix time).', registers }),
+    };
     if (options.processMetrics !== false) for (const metric of processMetrics()) this.registry.registerMetric(metric);
+  }
+
+  /** One garbage collection cycle ended: its numbers, or its failure. */
+  gcCycle(numbers: GcCycleNumbers | 'failed'): void {
+    const g = this.gcCounters;
+    if (numbers === 'failed') {
+      g.cycles.inc({ outcome: 'failed' });
+      return;
+    }
+    g.cycles.inc({ outcome: 'ok' });
+    g.reviewed.inc(numbers.reviewed);
+    g.deleted.inc(numbers.deletedBlobs);
+    g.freed.inc(numbers.freedBytes);
+    g.prunedLinks.inc(numbers.prunedLinks);
+    g.manifests.inc(numbers.deletedManifests);
+    g.tags.inc(numbers.deletedTags);
+    g.duration.set(numbers.seconds);
+    g.queued.set(numbers.queued);
+    g.lastSuccess.set(Date.now() / 1000);
   }
 
   get contentType(): string {

@@ -11,7 +11,7 @@ import { isValidTag, nameProblem } from '../reference/name.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { KeyedMutex } from '../content/keyed-mutex.ts';
 import { BlobPins } from '../content/blob-pins.ts';
-import type { ManifestRecord, MetadataStore, UploadSession } from './storage/metadata.ts';
+import { MissingReferencesError, type ManifestRecord, type MetadataStore, type UploadSession } from './storage/metadata.ts';
 import type { MirrorRoute } from '../proxy/upstreams.ts';
 import { pageOf, type Mirror, type MirroredPage, type ServedBlob } from './mirror.ts';
 
@@ -198,7 +198,7 @@ export class Registry {
     return this.pins.hold(digest, async () => {
       const size = await this.blobs.stat(digest);
       if (size === undefined) return undefined;
-      await this.metadata.linkBlob(repository, digest);
+      await this.metadata.linkBlob(repository, digest, size);
       return { digest, size };
     });
   }
@@ -210,7 +210,7 @@ export class Registry {
     const digest = this.checkDigest(digestText);
     return this.pins.hold(digest, async () => {
       const result = await this.translateWriteErrors(() => this.blobs.put(body, digest, contentLength));
-      await this.metadata.linkBlob(repository, digest);
+      await this.metadata.linkBlob(repository, digest, result.size);
       return { digest, size: result.size };
     });
   }
@@ -304,7 +304,7 @@ export class Registry {
     try {
       const result = await this.pins.hold(digest, async () => {
         const committed = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
-        await this.metadata.linkBlob(repository, digest);
+        await this.metadata.linkBlob(repository, digest, committed.size);
         return committed;
       });
       return { digest, size: result.size };
@@ -401,8 +401,8 @@ export class Registry {
       throw new RegistryError('DIGEST_INVALID', `manifest body hashes to ${digest}, not ${expected}`, { detail: { expected, actual: digest } });
     }
     const parsed = this.parseManifestBody(body, contentType);
-    await this.checkChildrenPresent(repository, parsed.kind, childDescriptors(parsed));
-    await this.recordManifest(repository, body, digest, parsed, tags);
+    const required = await this.checkChildrenPresent(repository, parsed.kind, childDescriptors(parsed));
+    await this.recordManifest(repository, body, digest, parsed, tags, required);
     return { digest, tags, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) };
   }
 
@@ -426,7 +426,8 @@ export class Registry {
     }
   }
 
-  private async recordManifest(repository: string, body: Buffer, digest: Digest, parsed: ReturnType<typeof parseManifest>, tags: string[]): Promise<ManifestRecord> {
+  /** `required`: the children checked present, checked again inside the metadata transaction (a collector may have condemned one since). */
+  private async recordManifest(repository: string, body: Buffer, digest: Digest, parsed: ReturnType<typeof parseManifest>, tags: string[], required?: Digest[]): Promise<ManifestRecord> {
     const record: ManifestRecord = { repository, digest, mediaType: parsed.mediaType, size: body.length, createdAt: Date.now() };
     if (parsed.artifactType) record.artifactType = parsed.artifactType;
     if (parsed.subject) record.subject = parsed.subject.digest;
@@ -435,19 +436,26 @@ export class Registry {
     // Pinned until the record makes the stored body in use (it may be a cached copy, committed already).
     await this.pins.hold(digest, async () => {
       await this.blobs.put(Readable.from([body]), digest, body.length);
-      await this.metadata.putManifest(record, references, tags);
+      try {
+        await this.metadata.putManifest(record, references, tags, required ? { required } : {});
+      } catch (error) {
+        if (!(error instanceof MissingReferencesError)) throw error;
+        throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `${error.message} (garbage-collected while the manifest was checked: push them again)`, { detail: { missing: error.missing } });
+      }
     });
     this.manifestCache.set(digest, body);
     return record;
   }
 
-  /** MANIFEST_BLOB_UNKNOWN unless every referenced blob (or child manifest) is in the repository. */
-  private async checkChildrenPresent(repository: string, kind: 'image' | 'index', children: Descriptor[]): Promise<void> {
+  /** MANIFEST_BLOB_UNKNOWN unless every referenced blob (or child manifest) is in the repository; the digests checked. */
+  private async checkChildrenPresent(repository: string, kind: 'image' | 'index', children: Descriptor[]): Promise<Digest[]> {
     const missing: Digest[] = [];
+    const checked: Digest[] = [];
     for (const child of children) {
       // Clients fetch foreign (non-distributable) layers from their URLs: the registry need not
       // hold them. Any other descriptor must be present, URLs or not (as distribution checks).
       if (child.urls && child.urls.length > 0 && FOREIGN_LAYER_TYPES.has(child.mediaType)) continue;
+      checked.push(child.digest);
       const present =
         kind === 'index'
           ? (await this.metadata.getManifest(repository, child.digest)) !== undefined
@@ -460,6 +468,7 @@ export class Registry {
         detail: { missing },
       });
     }
+    return checked;
   }
 
   async deleteManifest(repository: string, reference: string, ns?: string): Promise<void> {

@@ -3,6 +3,7 @@ import type { Server as TlsServer } from 'node:tls';
 import { once } from 'node:events';
 import { pino, type Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
+import { ConfigError } from '../errors/config-error.ts';
 import { splitListen } from './config.ts';
 import { ServerMetrics } from './metrics.ts';
 import { MetricsSummaryLog } from './metrics-log.ts';
@@ -14,6 +15,8 @@ import { configuredUpstreams } from './upstream-config.ts';
 import type { AccessControl } from './access-control.ts';
 import { authEnabled, openAccessControl } from './auth-config.ts';
 import { checkPlainHttpAuth, expiryWarning, loadTlsFiles, TlsReloader } from './tls.ts';
+import { collectorFor } from './gc/open-collector.ts';
+import { GcScheduler } from './gc/scheduler.ts';
 
 export interface RunningRegistry {
   server: Server;
@@ -22,6 +25,8 @@ export interface RunningRegistry {
   metrics: ServerMetrics;
   /** Authentication and permissions, when on. */
   access: AccessControl | undefined;
+  /** The background garbage collector; undefined when `gc.interval` is 0 or the registry is read-only. */
+  gc: GcScheduler | undefined;
   /** `host:port` actually bound (port 0 resolved). */
   address: string;
   url: string;
@@ -32,6 +37,7 @@ export interface RunningRegistry {
 /** Starts `skiff serve`: embedded storage, HTTP server, graceful close. */
 export async function startRegistry(config: ServeConfig, log: Logger = pino({ level: config.logLevel })): Promise<RunningRegistry> {
   const { host, port } = splitListen(config.listen);
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new ConfigError('tlsCert and tlsKey (--tls-cert, --tls-key) go together: give both or neither');
   const tlsFiles = config.tlsCert !== undefined && config.tlsKey !== undefined ? await loadTlsFiles(config.tlsCert, config.tlsKey) : undefined;
   if (tlsFiles) {
     const warning = expiryWarning(tlsFiles, config.tlsCert!);
@@ -64,6 +70,10 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
   void registry.mirror?.checkUpstreams(); // logs each upstream's state; an unreachable one never stops the start
   // Read-only promises no writes to storage; stale sessions are purged once writes are back.
   const uploadReaper = config.readOnly ? undefined : new UploadReaper(registry, { expiry: config.uploadExpiry, log }).start();
+  const gc =
+    config.readOnly || config.gc.interval === 0
+      ? undefined
+      : new GcScheduler({ settings: config.gc, collector: collectorFor(registry.blobs, registry.metadata, log), metadata: registry.metadata, log, metrics }).start();
   const summary = new MetricsSummaryLog(metrics, log).start();
   const address = listenAddress(server);
   let closing: Promise<void> | undefined;
@@ -72,6 +82,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
     registry,
     metrics,
     access,
+    gc,
     address,
     url: `${tlsFiles ? 'https' : 'http'}://${address}`,
     close() {
@@ -79,6 +90,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
         stopWatching?.();
         process.off('SIGHUP', onHangup);
         await uploadReaper?.stop(); // before storage closes under it
+        await gc?.stop();
         const closed = new Promise<void>((resolve) => server.close(() => resolve()));
         // Keep-alive connections go idle as their last request finishes; close them as they do.
         const reaper = setInterval(() => server.closeIdleConnections(), 50);

@@ -56,13 +56,16 @@ export async function makeImage(options: {
   labels?: Record<string, string>;
   /** The config's `created` (and its history entries'); default 2026-01-01T00:00:00Z. */
   created?: string;
+  /** One seed per layer instead of `<seed>/layer<i>`: images given the same seed share that layer. */
+  layerSeeds?: string[];
 }): Promise<TestImage> {
   const format = options.format ?? 'oci';
   const platform = options.platform ?? { os: 'linux', architecture: 'amd64' };
   const layers: Blob[] = [];
   const diffIds: Digest[] = [];
-  for (let i = 0; i < (options.layers ?? 2); i++) {
-    const tar = await tarOf([{ name: `file-${i}.bin`, data: seededBytes(`${options.seed}/layer${i}`, options.layerSize ?? 1024) }]);
+  const seeds = options.layerSeeds ?? Array.from({ length: options.layers ?? 2 }, (_, i) => `${options.seed}/layer${i}`);
+  for (const [i, layerSeed] of seeds.entries()) {
+    const tar = await tarOf([{ name: `file-${i}.bin`, data: seededBytes(layerSeed, options.layerSize ?? 1024) }]);
     diffIds.push(digestOf(tar));
     layers.push(blob(format === 'oci' ? MediaTypes.ociLayerGzip : MediaTypes.dockerLayerGzip, gzipSync(tar, { level: 1 })));
   }

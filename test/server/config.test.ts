@@ -58,6 +58,7 @@ describe('resolveServeConfig', () => {
       sendBufferMemory: 16 * 1024 * 1024,
       manifestBodyMemory: 64 * 1024 * 1024,
       insecureHttp: false,
+      gc: { interval: 3_600_000, grace: 86_400_000 },
     });
   });
 
@@ -90,6 +91,7 @@ describe('resolveServeConfig', () => {
       sendBufferMemory: 16 * 1024 * 1024,
       manifestBodyMemory: 1024 ** 3,
       insecureHttp: false,
+      gc: { interval: 3_600_000, grace: 86_400_000 },
     });
   });
 

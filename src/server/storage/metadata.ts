@@ -89,8 +89,12 @@ export interface MetadataStore {
   listRepositories(limit: number | undefined, after: string | undefined): Promise<Page<string>>;
   repositoryExists(repository: string): Promise<boolean>;
 
-  /** Lets `repository` serve the blob (after a push or a mount). */
-  linkBlob(repository: string, digest: Digest): Promise<void>;
+  /**
+   * Lets `repository` serve the blob (after a push or a mount). A link protects the blob from the
+   * garbage collector for the grace period from now (a push's blobs come before its manifest);
+   * `size`, when known, counts toward the repository's quota usage.
+   */
+  linkBlob(repository: string, digest: Digest, size?: number): Promise<void>;
   isBlobLinked(repository: string, digest: Digest): Promise<boolean>;
   unlinkBlob(repository: string, digest: Digest): Promise<boolean>;
   /** The repositories that link the blob, in lexical order, at most `limit`. */
@@ -98,9 +102,12 @@ export interface MetadataStore {
 
   /**
    * Records a manifest, the blobs and manifests it references, and points `tags` at it,
-   * all in one transaction.
+   * all in one transaction. With `required`, the transaction first checks that each of those
+   * digests is still linked in the repository (or is one of its manifests) and throws
+   * MissingReferencesError if not: the garbage collector may have condemned a blob since the
+   * caller checked, and a manifest must never be recorded over a missing blob.
    */
-  putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void>;
+  putManifest(record: ManifestRecord, references: Digest[], tags: string[], options?: { required?: Digest[] }): Promise<void>;
   getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined>;
   resolveTag(repository: string, tag: string): Promise<Digest | undefined>;
   getTag(repository: string, tag: string): Promise<TagRecord | undefined>;
@@ -117,6 +124,37 @@ export interface MetadataStore {
 
   /** Blobs no manifest and no repository link uses any more: what GC may delete. */
   unreferencedBlobs(candidates: Digest[]): Promise<Digest[]>;
+
+  // ---- garbage collection (docs/gc.md) ----
+  // A review queue, as GitLab's registry keeps: every event that may leave a blob unused (a link
+  // made or removed, a manifest deleted) queues its digest with the event's time. The collector
+  // reviews digests whose last event is older than the grace period, and decides each in one
+  // transaction; the file goes only after that decision, through a trash entry that survives a crash.
+
+  /** Queued digests whose last event was at or before `before`, in digest order after `after`. */
+  gcDue(before: number, limit: number, after?: Digest): Promise<Digest[]>;
+  /** How many digests are queued, and how many of them are due at `before`. */
+  gcQueue(before: number): Promise<{ queued: number; due: number }>;
+  /**
+   * Decides queued digests as of `cutoff` (now less the grace period), in one transaction:
+   * `kept` when a manifest references it or is stored under it, or the mirror cache holds it (its
+   * review is done, and links older than the cutoff in repositories where nothing uses it go);
+   * `later` when a link younger than the cutoff protects it (it stays queued, due when that link
+   * is); `condemned` when nothing uses it: its links and review go and a trash entry records it,
+   * so that its file may be moved aside. With `dryRun`, nothing is written.
+   */
+  gcCondemn(digests: Digest[], cutoff: number, at: number, options?: { dryRun?: boolean }): Promise<GcVerdict[]>;
+  /** Digests in the trash: condemned, their file not yet dealt with (a crash came between). */
+  gcTrash(): Promise<Digest[]>;
+  /**
+   * After condemned blobs' files were moved aside: removes their trash entries and says which came
+   * back meanwhile (a push linked it, a manifest references it): those files must return.
+   */
+  gcSettle(digests: Digest[]): Promise<{ revived: Digest[]; gone: Digest[] }>;
+  /** The digests no table mentions (no link, manifest, reference, cache entry, review or trash entry): files no metadata knows. */
+  gcUnknown(digests: Digest[]): Promise<Digest[]>;
+  /** Queues digests for review with event time `at` (the orphan sweep's finds). */
+  gcQueueDigests(digests: Digest[], at: number): Promise<void>;
 
   // ---- the mirror cache's LRU (docs/mirror.md "Eviction") ----
   // Cached content is recorded apart from local content: its repositories (whose blob links keep
@@ -187,4 +225,23 @@ export interface MetadataStore {
   /** Readiness probe for /healthz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** The collector's decision on one digest (MetadataStore.gcCondemn). */
+export interface GcVerdict {
+  digest: Digest;
+  verdict: 'kept' | 'later' | 'condemned';
+  /** Links removed: all of a condemned blob's, or a kept blob's links that nothing in their repository uses. */
+  prunedLinks: number;
+}
+
+/** A manifest's references that are no longer in its repository (putManifest with requireReferences). */
+export class MissingReferencesError extends Error {
+  override readonly name = 'MissingReferencesError';
+  readonly missing: Digest[];
+
+  constructor(repository: string, missing: Digest[]) {
+    super(`manifest references blobs no longer in ${repository}: ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+    this.missing = missing;
+  }
 }

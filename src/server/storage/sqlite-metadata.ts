@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
 import { storageError } from '../../content/storage-errors.ts';
-import type { CachedBlob, CacheEvictionRequest, CacheEvictionStep, CacheTouch, ManifestRecord, MetadataStore, Page, TagRecord, UploadSession } from './metadata.ts';
+import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TagRecord, type UploadSession } from './metadata.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories (
@@ -11,6 +11,8 @@ CREATE TABLE IF NOT EXISTS repositories (
 CREATE TABLE IF NOT EXISTS blob_links (
   repository TEXT NOT NULL,
   digest TEXT NOT NULL,
+  linked_at INTEGER NOT NULL DEFAULT 0,
+  size INTEGER,
   PRIMARY KEY (repository, digest)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS blob_links_digest ON blob_links (digest);
@@ -55,6 +57,15 @@ CREATE TABLE IF NOT EXISTS cache_blobs (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS cache_blobs_recheck ON cache_blobs (used_at, digest) WHERE released_at IS NULL AND recheck = 1;
 CREATE INDEX IF NOT EXISTS cache_blobs_released ON cache_blobs (released_at, digest) WHERE released_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS gc_review (
+  digest TEXT PRIMARY KEY,
+  touched_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS gc_review_touched ON gc_review (touched_at, digest);
+CREATE TABLE IF NOT EXISTS gc_trash (
+  digest TEXT PRIMARY KEY,
+  since INTEGER NOT NULL
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS upstream_listings (
   key TEXT PRIMARY KEY,
   names TEXT NOT NULL,
@@ -149,6 +160,14 @@ export class SqliteMetadataStore implements MetadataStore {
       const manifestColumns = this.db.prepare('PRAGMA table_info(manifests)').all() as { name: string }[];
       if (!manifestColumns.some((column) => column.name === 'used_at')) this.db.exec('ALTER TABLE manifests ADD COLUMN used_at INTEGER');
       this.db.exec('CREATE INDEX IF NOT EXISTS manifests_lru ON manifests (used_at) WHERE used_at IS NOT NULL');
+      // Before garbage collection: links had no time and no size. Every linked digest is queued
+      // for review, with the grace period counting from this upgrade.
+      const linkColumns = this.db.prepare('PRAGMA table_info(blob_links)').all() as { name: string }[];
+      if (!linkColumns.some((column) => column.name === 'linked_at')) {
+        const now = Date.now();
+        this.db.exec(`ALTER TABLE blob_links ADD COLUMN linked_at INTEGER NOT NULL DEFAULT 0; ALTER TABLE blob_links ADD COLUMN size INTEGER; UPDATE blob_links SET linked_at = ${now};`);
+        this.db.exec(`INSERT OR IGNORE INTO gc_review (digest, touched_at) SELECT DISTINCT digest, ${now} FROM blob_links`);
+      }
       this.db.exec('CREATE INDEX IF NOT EXISTS manifests_digest ON manifests (digest)');
     });
   }
@@ -219,12 +238,23 @@ export class SqliteMetadataStore implements MetadataStore {
     return this.sql('SELECT 1 FROM repositories WHERE name = ?').get(repository) !== undefined;
   }
 
-  async linkBlob(repository: string, digest: Digest): Promise<void> {
+  async linkBlob(repository: string, digest: Digest, size?: number): Promise<void> {
     this.transaction(() => {
+      const now = Date.now();
       this.ensureRepository(repository);
-      this.sql('INSERT OR IGNORE INTO blob_links (repository, digest) VALUES (?, ?)').run(repository, digest);
+      // A link made again (a re-push, a mount) renews the blob's protection from the collector.
+      this.sql(
+        `INSERT INTO blob_links (repository, digest, linked_at, size) VALUES (?, ?, ?, ?)
+         ON CONFLICT (repository, digest) DO UPDATE SET linked_at = excluded.linked_at, size = COALESCE(excluded.size, size)`,
+      ).run(repository, digest, now, size ?? null);
+      this.review(digest, now);
       this.handOverToLocal(repository, [digest]);
     }, `linking blob ${digest} to ${repository} in the metadata database`);
+  }
+
+  /** Queues `digest` for the collector, as of the event at `at`. */
+  private review(digest: Digest, at: number): void {
+    this.sql('INSERT INTO gc_review (digest, touched_at) VALUES (?, ?) ON CONFLICT (digest) DO UPDATE SET touched_at = MAX(touched_at, excluded.touched_at)').run(digest, at);
   }
 
   async isBlobLinked(repository: string, digest: Digest): Promise<boolean> {
@@ -234,7 +264,10 @@ export class SqliteMetadataStore implements MetadataStore {
   async unlinkBlob(repository: string, digest: Digest): Promise<boolean> {
     return this.transaction(() => {
       const removed = Number(this.sql('DELETE FROM blob_links WHERE repository = ? AND digest = ?').run(repository, digest).changes) > 0;
-      if (removed) this.recheckCachedBlob(digest); // a cached blob this link kept may be unused now
+      if (removed) {
+        this.recheckCachedBlob(digest); // a cached blob this link kept may be unused now
+        this.review(digest, Date.now());
+      }
       return removed;
     }, `unlinking blob ${digest} from ${repository} in the metadata database`);
   }
@@ -244,8 +277,13 @@ export class SqliteMetadataStore implements MetadataStore {
     return rows.map((row) => row.repository);
   }
 
-  async putManifest(record: ManifestRecord, references: Digest[], tags: string[]): Promise<void> {
+  async putManifest(record: ManifestRecord, references: Digest[], tags: string[], options: { required?: Digest[] } = {}): Promise<void> {
     this.transaction(() => {
+      if (options.required && options.required.length > 0) {
+        const present = this.sql('SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE repository = ?1 AND digest = ?2) OR EXISTS (SELECT 1 FROM manifests WHERE repository = ?1 AND digest = ?2)');
+        const missing = options.required.filter((child) => present.get(record.repository, child) === undefined);
+        if (missing.length > 0) throw new MissingReferencesError(record.repository, missing);
+      }
       this.ensureRepository(record.repository);
       this.sql(
         `INSERT INTO manifests (repository, digest, media_type, size, artifact_type, subject, annotations, created_at)
@@ -316,6 +354,11 @@ export class SqliteMetadataStore implements MetadataStore {
     this.sql('DELETE FROM manifest_references WHERE repository = ? AND digest = ?').run(repository, digest);
     this.recheckCachedBlob(digest);
     for (const { child } of children) this.recheckCachedBlob(child);
+    if (removed) {
+      const now = Date.now();
+      this.review(digest, now);
+      for (const { child } of children) this.review(child, now);
+    }
     return removed;
   }
 
@@ -339,6 +382,99 @@ export class SqliteMetadataStore implements MetadataStore {
           OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)`,
     );
     return candidates.filter((digest) => used.get(digest) === undefined);
+  }
+
+  // ---- garbage collection ----
+
+  async gcDue(before: number, limit: number, after?: Digest): Promise<Digest[]> {
+    const rows = this.sql('SELECT digest FROM gc_review WHERE touched_at <= ? AND digest > ? ORDER BY digest LIMIT ?').all(before, after ?? '', limit) as { digest: Digest }[];
+    return rows.map((row) => row.digest);
+  }
+
+  async gcQueue(before: number): Promise<{ queued: number; due: number }> {
+    const row = this.sql('SELECT COUNT(*) AS queued, COALESCE(SUM(touched_at <= ?), 0) AS due FROM gc_review').get(before) as { queued: number; due: number };
+    return { queued: Number(row.queued), due: Number(row.due) };
+  }
+
+  async gcCondemn(digests: Digest[], cutoff: number, at: number, options: { dryRun?: boolean } = {}): Promise<GcVerdict[]> {
+    const dryRun = options.dryRun ?? false;
+    const used = this.sql(
+      `SELECT 1 WHERE EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
+          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = ?1 AND released_at IS NULL)`,
+    );
+    // Links older than the cutoff in repositories where no manifest uses the blob: a push that
+    // never got its manifest, a manifest deleted since. A kept blob stays for the others.
+    const stale = `FROM blob_links WHERE digest = ?1 AND linked_at <= ?2
+      AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.repository = blob_links.repository AND r.child = ?1)
+      AND NOT EXISTS (SELECT 1 FROM manifests m WHERE m.repository = blob_links.repository AND m.digest = ?1)
+      AND NOT EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = blob_links.repository)`;
+    const newestLink = this.sql('SELECT MAX(linked_at) AS newest FROM blob_links WHERE digest = ?');
+    const decide = (digest: Digest): GcVerdict => {
+      if (used.get(digest) !== undefined) {
+        const prunedLinks = dryRun
+          ? Number((this.sql(`SELECT COUNT(*) AS n ${stale}`).get(digest, cutoff) as { n: number }).n)
+          : Number(this.sql(`DELETE ${stale}`).run(digest, cutoff).changes);
+        if (!dryRun) this.sql('DELETE FROM gc_review WHERE digest = ?').run(digest);
+        return { digest, verdict: 'kept', prunedLinks };
+      }
+      const newest = (newestLink.get(digest) as { newest: number | null }).newest;
+      if (newest !== null && newest > cutoff) {
+        // Due again when that link is as old as the grace period.
+        if (!dryRun) this.review(digest, newest);
+        return { digest, verdict: 'later', prunedLinks: 0 };
+      }
+      if (dryRun) return { digest, verdict: 'condemned', prunedLinks: Number((this.sql('SELECT COUNT(*) AS n FROM blob_links WHERE digest = ?').get(digest) as { n: number }).n) };
+      const prunedLinks = Number(this.sql('DELETE FROM blob_links WHERE digest = ?').run(digest).changes);
+      this.sql('DELETE FROM gc_review WHERE digest = ?').run(digest);
+      this.sql('DELETE FROM cache_blobs WHERE digest = ?').run(digest);
+      this.sql('INSERT INTO gc_trash (digest, since) VALUES (?, ?) ON CONFLICT (digest) DO NOTHING').run(digest, at);
+      return { digest, verdict: 'condemned', prunedLinks };
+    };
+    if (dryRun) return digests.map(decide);
+    return this.transaction(() => digests.map(decide), `reviewing ${digests.length} blobs for garbage collection in the metadata database`);
+  }
+
+  async gcTrash(): Promise<Digest[]> {
+    return (this.sql('SELECT digest FROM gc_trash ORDER BY since, digest').all() as { digest: Digest }[]).map((row) => row.digest);
+  }
+
+  async gcSettle(digests: Digest[]): Promise<{ revived: Digest[]; gone: Digest[] }> {
+    if (digests.length === 0) return { revived: [], gone: [] };
+    const back = this.sql(
+      `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
+          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = ?1)`,
+    );
+    return this.transaction(() => {
+      const revived: Digest[] = [];
+      const gone: Digest[] = [];
+      for (const digest of digests) {
+        this.sql('DELETE FROM gc_trash WHERE digest = ?').run(digest);
+        (back.get(digest) !== undefined ? revived : gone).push(digest);
+      }
+      return { revived, gone };
+    }, `settling ${digests.length} collected blobs in the metadata database`);
+  }
+
+  async gcUnknown(digests: Digest[]): Promise<Digest[]> {
+    const known = this.sql(
+      `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
+          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM gc_review WHERE digest = ?1)
+          OR EXISTS (SELECT 1 FROM gc_trash WHERE digest = ?1)`,
+    );
+    return digests.filter((digest) => known.get(digest) === undefined);
+  }
+
+  async gcQueueDigests(digests: Digest[], at: number): Promise<void> {
+    if (digests.length === 0) return;
+    this.transaction(() => {
+      for (const digest of digests) this.review(digest, at);
+    }, 'queueing blobs for garbage collection in the metadata database');
   }
 
   // ---- the mirror cache's LRU ----
