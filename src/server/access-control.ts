@@ -207,7 +207,8 @@ export class AccessControl {
     if (policyOk && need.actions.every((action) => tokenAllows(need.name, action))) return caller;
     // The policy refuses this user outright: a new token would not help.
     if (!policyOk && user !== undefined) throw denied(user, need);
-    throw this.challenge(need, `the token does not grant ${need.actions.join(',')} on ${need.name}`, 'insufficient_scope', req);
+    const why = user === undefined ? `authentication required to ${need.actions.join(' and ')} ${need.name}` : `the token does not grant ${need.actions.join(',')} on ${need.name}`;
+    throw this.challenge(need, why, 'insufficient_scope', req);
   }
 }
 
