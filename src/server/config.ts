@@ -11,6 +11,7 @@ import type { LoginLimits } from '../auth/login-limiter.ts';
 import { parseExternalToken, parseFailedLogins, parseTokenService, type ExternalTokenConfig, type TokenServiceConfig } from './auth-config.ts';
 import type { GcSettings } from './gc/cycle.ts';
 import { parseRetentionRules } from './gc/retention.ts';
+import { parseQuotas, type QuotaRule } from './quota.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
 export interface ServeConfig {
@@ -68,6 +69,8 @@ export interface ServeConfig {
   insecureHttp: boolean;
   /** Garbage collection: `interval` (0: off) and `grace` in ms, and retention rules (docs/gc.md). */
   gc: GcSettings;
+  /** Repository size limits (YAML only): the first rule whose globs match a repository gives its maximum (docs/gc.md). */
+  quotas?: QuotaRule[];
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -141,6 +144,7 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   tlsKey: nonEmptyPath,
   insecureHttp: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
   gc: parseGcSettings,
+  quotas: parseQuotas,
 };
 
 /** `gc:` {interval, grace, retention}; flags give interval and grace, merged into the file's section. */

@@ -14,10 +14,13 @@ import { BlobPins } from '../content/blob-pins.ts';
 import { MissingReferencesError, type ManifestRecord, type MetadataStore, type UploadSession } from './storage/metadata.ts';
 import type { MirrorRoute } from '../proxy/upstreams.ts';
 import { pageOf, type Mirror, type MirroredPage, type ServedBlob } from './mirror.ts';
+import { Quotas, type QuotaRule } from './quota.ts';
 
 export interface RegistryOptions {
   deleteEnabled: boolean;
   readOnly: boolean;
+  /** Repository size limits (YAML `quotas:`); pushes over one are refused with 403 DENIED. */
+  quotas?: QuotaRule[] | undefined;
 }
 
 export interface BlobInfo {
@@ -65,11 +68,24 @@ export class Registry {
   readonly pins = new BlobPins();
   /** Mirror mode: the upstreams that repositories under cached namespaces fall back to. */
   mirror: Mirror | undefined;
+  /** Repository quotas, when any are configured. */
+  readonly quotas: Quotas | undefined;
 
   constructor(blobs: BlobStore, metadata: MetadataStore, options: RegistryOptions) {
     this.blobs = blobs;
     this.metadata = metadata;
     this.options = options;
+    this.quotas = options.quotas && options.quotas.length > 0 ? new Quotas(options.quotas, metadata) : undefined;
+  }
+
+  /**
+   * Quota check before `size` bytes of blob are linked in `repository`: a blob linked there
+   * already adds nothing. (Concurrent pushes may overshoot by what is in flight: see Quotas.)
+   */
+  private async checkBlobQuota(repository: string, digest: Digest, size: number): Promise<void> {
+    if (!this.quotas?.ruleFor(repository)) return;
+    if (await this.metadata.isBlobLinked(repository, digest)) return;
+    await this.quotas.checkAdd(repository, size, 'blob');
   }
 
   /** Turns on mirror mode. */
@@ -198,6 +214,7 @@ export class Registry {
     return this.pins.hold(digest, async () => {
       const size = await this.blobs.stat(digest);
       if (size === undefined) return undefined;
+      await this.checkBlobQuota(repository, digest, size);
       await this.metadata.linkBlob(repository, digest, size);
       return { digest, size };
     });
@@ -208,8 +225,19 @@ export class Registry {
     this.checkWritable();
     this.checkNotCached(repository, ns, 'push to');
     const digest = this.checkDigest(digestText);
+    // With a Content-Length the quota is checked before a byte is stored; without one, after.
+    if (contentLength !== undefined) await this.checkBlobQuota(repository, digest, contentLength);
     return this.pins.hold(digest, async () => {
       const result = await this.translateWriteErrors(() => this.blobs.put(body, digest, contentLength));
+      if (contentLength === undefined) {
+        try {
+          await this.checkBlobQuota(repository, digest, result.size);
+        } catch (error) {
+          // Stored but not linked: the collector reviews it (another repository may use it).
+          await this.metadata.gcQueueDigests([digest], Date.now()).catch(() => undefined);
+          throw error;
+        }
+      }
       await this.metadata.linkBlob(repository, digest, result.size);
       return { digest, size: result.size };
     });
@@ -219,6 +247,7 @@ export class Registry {
     this.checkName(repository);
     this.checkWritable();
     this.checkNotCached(repository, ns, 'push to');
+    await this.quotas?.checkRoom(repository);
     const now = Date.now();
     const session: UploadSession = { id: randomUUID(), repository, offset: 0, startedAt: now, updatedAt: now };
     await this.blobs.ingest(session.id);
@@ -302,6 +331,12 @@ export class Registry {
     if (lastChunk) session = await this.appendLocked(repository, id, lastChunk);
     const ingest = await this.blobs.ingest(id);
     try {
+      try {
+        await this.checkBlobQuota(repository, digest, session.offset);
+      } catch (error) {
+        await ingest.abort(); // the session ends (below) with nothing stored
+        throw error;
+      }
       const result = await this.pins.hold(digest, async () => {
         const committed = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
         await this.metadata.linkBlob(repository, digest, committed.size);
@@ -402,6 +437,8 @@ export class Registry {
     }
     const parsed = this.parseManifestBody(body, contentType);
     const required = await this.checkChildrenPresent(repository, parsed.kind, childDescriptors(parsed));
+    // A manifest already in the repository (tagged again) adds nothing.
+    if (this.quotas?.ruleFor(repository) && (await this.metadata.getManifest(repository, digest)) === undefined) await this.quotas.checkAdd(repository, body.length, 'manifest');
     await this.recordManifest(repository, body, digest, parsed, tags, required);
     return { digest, tags, ...(parsed.subject ? { subject: parsed.subject.digest } : {}) };
   }

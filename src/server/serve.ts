@@ -44,7 +44,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
     if (warning) log.warn(warning);
   }
   checkPlainHttpAuth({ listenHost: host, tls: tlsFiles !== undefined, auth: authEnabled(config), insecureHttp: config.insecureHttp });
-  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), cacheMaxSize: config.cacheMaxSize, log });
+  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), cacheMaxSize: config.cacheMaxSize, quotas: config.quotas, log });
   let access: AccessControl | undefined;
   try {
     access = await openAccessControl(config, config.data, (name) => registry.policyName(name), log);

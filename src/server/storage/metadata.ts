@@ -122,6 +122,43 @@ export interface MetadataStore {
   deleteManifest(repository: string, digest: Digest): Promise<boolean>;
   listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<ManifestRecord[]>;
 
+  // ---- retention rules and quotas (docs/gc.md) ----
+  // Each query reads one repository's rows through an index: retention walks the repositories its
+  // rules match, a quota check reads the repository being pushed to.
+
+  /** A repository's tags with the digest each names and when it last moved: newest first, ties broken by the greater tag name. */
+  tagsWithTimes(repository: string): Promise<TaggedDigest[]>;
+  /**
+   * Where retention starts looking for untagged manifests: those of `repository` created before
+   * `createdBefore` that no tag names, no manifest of the repository references (an index), and
+   * whose subject, if any, is not a manifest of the repository. Oldest first.
+   */
+  untaggedManifests(repository: string, createdBefore: number): Promise<ManifestRecord[]>;
+  /** The manifests of `repository` that reference the manifest `child` (indexes over it). */
+  manifestParents(repository: string, child: Digest): Promise<Digest[]>;
+  /** The manifests of `repository` that the manifest `digest` references (an index's children); blobs are left out. */
+  manifestChildren(repository: string, digest: Digest): Promise<Digest[]>;
+  /** The digests of the manifests of `repository` whose subject is `subject` (its referrers), from the subject index alone. */
+  referrersOf(repository: string, subject: Digest): Promise<Digest[]>;
+  /** True for a mirror's cached repository (markCachedRepository): retention never touches one. */
+  isCachedRepository(repository: string): Promise<boolean>;
+  /**
+   * Deletes the tag only if it still names `digest` and last moved at `updatedAt`: a push that
+   * moved or re-pushed it since retention looked wins. False when it did (or there is no such tag).
+   */
+  deleteTagIfUnchanged(repository: string, tag: string, digest: Digest, updatedAt: number): Promise<boolean>;
+  /**
+   * deleteManifest, only if, checked in the same transaction, no tag names it, no manifest of the
+   * repository references it and its subject is not a manifest of the repository: a push that
+   * started using it since retention looked wins. False when it did (or there is no such manifest).
+   */
+  deleteManifestIfUnused(repository: string, digest: Digest): Promise<boolean>;
+  /**
+   * Bytes a repository holds for its quota: every blob linked there once (a link of unknown size
+   * counts 0), plus the size of each of its manifests.
+   */
+  repositoryUsage(repository: string): Promise<number>;
+
   /** Blobs no manifest and no repository link uses any more: what GC may delete. */
   unreferencedBlobs(candidates: Digest[]): Promise<Digest[]>;
 
@@ -225,6 +262,14 @@ export interface MetadataStore {
   /** Readiness probe for /healthz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** A tag and what it names, for retention (MetadataStore.tagsWithTimes). */
+export interface TaggedDigest {
+  tag: string;
+  digest: Digest;
+  /** When the tag last moved (or was first set, or pushed again). */
+  updatedAt: number;
 }
 
 /** The collector's decision on one digest (MetadataStore.gcCondemn). */

@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
 import { storageError } from '../../content/storage-errors.ts';
-import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TagRecord, type UploadSession } from './metadata.ts';
+import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories (
@@ -363,10 +363,11 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async listReferrers(repository: string, subject: Digest, artifactType?: string): Promise<ManifestRecord[]> {
+    // INDEXED BY: without statistics the planner would scan the repository's whole primary-key range.
     const rows = (
       artifactType === undefined
-        ? this.sql('SELECT * FROM manifests WHERE repository = ? AND subject = ? ORDER BY created_at, digest').all(repository, subject)
-        : this.sql('SELECT * FROM manifests WHERE repository = ? AND subject = ? AND artifact_type = ? ORDER BY created_at, digest').all(
+        ? this.sql('SELECT * FROM manifests INDEXED BY manifests_subject WHERE repository = ? AND subject = ? ORDER BY created_at, digest').all(repository, subject)
+        : this.sql('SELECT * FROM manifests INDEXED BY manifests_subject WHERE repository = ? AND subject = ? AND artifact_type = ? ORDER BY created_at, digest').all(
             repository,
             subject,
             artifactType,
@@ -382,6 +383,73 @@ export class SqliteMetadataStore implements MetadataStore {
           OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)`,
     );
     return candidates.filter((digest) => used.get(digest) === undefined);
+  }
+
+  // ---- retention rules and quotas ----
+
+  async tagsWithTimes(repository: string): Promise<TaggedDigest[]> {
+    const rows = this.sql('SELECT tag, digest, updated_at FROM tags WHERE repository = ? ORDER BY updated_at DESC, tag DESC').all(repository) as { tag: string; digest: Digest; updated_at: number }[];
+    return rows.map((row) => ({ tag: row.tag, digest: row.digest, updatedAt: row.updated_at }));
+  }
+
+  async untaggedManifests(repository: string, createdBefore: number): Promise<ManifestRecord[]> {
+    const rows = this.sql(
+      `SELECT * FROM manifests m
+        WHERE m.repository = ?1 AND m.created_at < ?2
+          AND NOT EXISTS (SELECT 1 FROM tags t WHERE t.repository = ?1 AND t.digest = m.digest)
+          AND NOT EXISTS (SELECT 1 FROM manifest_references r WHERE r.child = m.digest AND r.repository = ?1)
+          AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = ?1 AND s.digest = m.subject))
+        ORDER BY m.created_at, m.digest`,
+    ).all(repository, createdBefore) as unknown as ManifestRow[];
+    return rows.map(toRecord);
+  }
+
+  async manifestParents(repository: string, child: Digest): Promise<Digest[]> {
+    const rows = this.sql('SELECT digest FROM manifest_references WHERE child = ? AND repository = ? ORDER BY digest').all(child, repository) as { digest: Digest }[];
+    return rows.map((row) => row.digest);
+  }
+
+  async manifestChildren(repository: string, digest: Digest): Promise<Digest[]> {
+    const rows = this.sql(
+      `SELECT r.child FROM manifest_references r
+        WHERE r.repository = ?1 AND r.digest = ?2 AND EXISTS (SELECT 1 FROM manifests m WHERE m.repository = ?1 AND m.digest = r.child)
+        ORDER BY r.child`,
+    ).all(repository, digest) as { child: Digest }[];
+    return rows.map((row) => row.child);
+  }
+
+  async referrersOf(repository: string, subject: Digest): Promise<Digest[]> {
+    // Digests only: the partial index manifests_subject answers by itself (SELECT * would make the
+    // planner read the repository's manifests instead, without statistics to tell it otherwise).
+    const rows = this.sql('SELECT digest FROM manifests WHERE repository = ? AND subject = ? ORDER BY digest').all(repository, subject) as { digest: Digest }[];
+    return rows.map((row) => row.digest);
+  }
+
+  async isCachedRepository(repository: string): Promise<boolean> {
+    return this.sql('SELECT 1 FROM cache_repositories WHERE name = ?').get(repository) !== undefined;
+  }
+
+  async deleteTagIfUnchanged(repository: string, tag: string, digest: Digest, updatedAt: number): Promise<boolean> {
+    return this.write(`deleting tag ${repository}:${tag} in the metadata database`, () =>
+      Number(this.sql('DELETE FROM tags WHERE repository = ? AND tag = ? AND digest = ? AND updated_at = ?').run(repository, tag, digest, updatedAt).changes) > 0,
+    );
+  }
+
+  async deleteManifestIfUnused(repository: string, digest: Digest): Promise<boolean> {
+    const used = this.sql(
+      `SELECT 1 WHERE EXISTS (SELECT 1 FROM tags WHERE repository = ?1 AND digest = ?2)
+          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?2 AND repository = ?1)
+          OR EXISTS (SELECT 1 FROM manifests m JOIN manifests s ON s.repository = m.repository AND s.digest = m.subject WHERE m.repository = ?1 AND m.digest = ?2)`,
+    );
+    return this.transaction(() => (used.get(repository, digest) !== undefined ? false : this.dropManifest(repository, digest)), `deleting manifest ${digest} of ${repository} in the metadata database`);
+  }
+
+  async repositoryUsage(repository: string): Promise<number> {
+    const row = this.sql(
+      `SELECT (SELECT COALESCE(SUM(size), 0) FROM blob_links WHERE repository = ?1)
+            + (SELECT COALESCE(SUM(size), 0) FROM manifests WHERE repository = ?1) AS bytes`,
+    ).get(repository) as { bytes: number };
+    return Number(row.bytes);
   }
 
   // ---- garbage collection ----
