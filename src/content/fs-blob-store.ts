@@ -1,7 +1,7 @@
 import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -31,6 +31,9 @@ interface HashState {
  *   ingest/<ref>                        bytes of a write in progress, never served
  * A blob appears under its digest only by rename(2) of a fully written, fsynced file.
  */
+/** How far ahead `touch` sets a blob's modification time: beyond any clock skew, and far from any real write. */
+const WANTED_MARK_MS = 24 * 3600_000;
+
 export class FsBlobStore implements BlobStore {
   private readonly hashes = new Map<string, HashState>();
   readonly locks = new KeyedMutex();
@@ -199,14 +202,43 @@ export class FsBlobStore implements BlobStore {
     return join(this.root, 'gc-trash', `${algorithm}-${hex}`);
   }
 
-  /** Moves the blob aside (readers with the file open keep reading). False when it was not there. */
-  async quarantine(digest: Digest): Promise<boolean> {
-    await mkdir(join(this.root, 'gc-trash'), { recursive: true });
+  /**
+   * Marks a stored blob as wanted: a writer that found the blob already stored, or a mount, calls
+   * it before linking. The mark is a modification time a day ahead, which no write produces: a
+   * collector that moves the file aside afterwards sees it (on the same inode) and puts the file
+   * back, clearing the mark. False when the file is gone.
+   */
+  async touch(digest: Digest): Promise<boolean> {
+    const ahead = new Date(Date.now() + WANTED_MARK_MS);
     try {
-      await rename(this.blobPath(digest), this.trashPath(digest));
+      await utimes(this.blobPath(digest), ahead, ahead);
       return true;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw storageError(error, `touching blob ${digest}`);
+    }
+  }
+
+  /**
+   * Clears a `touch` once its link is recorded: the link protects the blob from then on, and a
+   * mark left behind would make a later collection of it wait one more cycle. Gone is fine.
+   */
+  async unmark(digest: Digest): Promise<void> {
+    const now = new Date();
+    await utimes(this.blobPath(digest), now, now).catch(() => undefined);
+  }
+
+  /**
+   * Moves the blob aside (readers with the file open keep reading). Its modification time once
+   * moved (a writer's touch just before the move shows there), or undefined when it was not there.
+   */
+  async quarantine(digest: Digest): Promise<number | undefined> {
+    await mkdir(join(this.root, 'gc-trash'), { recursive: true });
+    try {
+      await rename(this.blobPath(digest), this.trashPath(digest));
+      return (await stat(this.trashPath(digest))).mtimeMs;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw storageError(error, `moving blob ${digest} aside`);
     }
   }
@@ -220,6 +252,9 @@ export class FsBlobStore implements BlobStore {
     try {
       await mkdir(join(target, '..'), { recursive: true });
       await link(this.trashPath(digest), target);
+      // Back in place, the wanted mark has done its job: the next review judges the blob afresh.
+      const now = new Date();
+      await utimes(target, now, now);
       await syncFile(join(target, '..'));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -372,7 +407,10 @@ class FsIngest implements Ingest {
           const actual = await this.computeDigest(algorithm, size);
           if (actual !== expected) throw new DigestMismatchError(expected, actual);
           const target = this.store.blobPath(expected);
-          if ((await this.store.stat(expected)) !== undefined) return { digest: expected, size, alreadyExisted: true };
+          // Already stored: touch it instead of replacing it. A garbage collector that moves the
+          // file aside after this touch sees it and puts the file back; one that moved it before
+          // makes the touch fail, and this copy is committed as a new one (docs/gc.md).
+          if (await this.store.touch(expected)) return { digest: expected, size, alreadyExisted: true };
           const dir = join(target, '..');
           await mkdir(dir, { recursive: true });
           await rename(this.path, target);

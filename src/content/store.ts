@@ -65,6 +65,10 @@ export interface BlobStore {
   /** Writes and verifies a whole blob in one go. */
   put(source: Readable, expected: Digest, expectedSize?: number, signal?: AbortSignal): Promise<CommitResult>;
   delete(digest: Digest): Promise<boolean>;
+  /** Marks a stored blob as wanted now, before a link to it is recorded (the collector's cue); false when it is gone. */
+  touch(digest: Digest): Promise<boolean>;
+  /** Clears the mark of `touch` once the link is recorded. */
+  unmark(digest: Digest): Promise<void>;
   list(): AsyncIterable<Digest>;
 }
 

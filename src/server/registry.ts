@@ -215,7 +215,11 @@ export class Registry {
       const size = await this.blobs.stat(digest);
       if (size === undefined) return undefined;
       await this.checkBlobQuota(repository, digest, size);
+      // The touch tells a collector moving the file aside right now to put it back; a file
+      // already moved makes it fail, and the client uploads the blob instead.
+      if (!(await this.blobs.touch(digest))) return undefined;
       await this.metadata.linkBlob(repository, digest, size);
+      await this.blobs.unmark(digest);
       return { digest, size };
     });
   }
@@ -239,6 +243,7 @@ export class Registry {
         }
       }
       await this.metadata.linkBlob(repository, digest, result.size);
+      if (result.alreadyExisted) await this.blobs.unmark(digest);
       return { digest, size: result.size };
     });
   }
@@ -340,6 +345,7 @@ export class Registry {
       const result = await this.pins.hold(digest, async () => {
         const committed = await this.translateWriteErrors(() => ingest.commit(digest, session.offset));
         await this.metadata.linkBlob(repository, digest, committed.size);
+        if (committed.alreadyExisted) await this.blobs.unmark(digest);
         return committed;
       });
       return { digest, size: result.size };
@@ -472,16 +478,32 @@ export class Registry {
     const references = childDescriptors(parsed).map((d) => d.digest);
     // Pinned until the record makes the stored body in use (it may be a cached copy, committed already).
     await this.pins.hold(digest, async () => {
-      await this.blobs.put(Readable.from([body]), digest, body.length);
+      const stored = await this.blobs.put(Readable.from([body]), digest, body.length);
       try {
         await this.metadata.putManifest(record, references, tags, required ? { required } : {});
+        if (stored.alreadyExisted) await this.blobs.unmark(digest);
       } catch (error) {
         if (!(error instanceof MissingReferencesError)) throw error;
+        // The body stored above belongs to nothing now: the collector is told, or it would wait for the daily file sweep.
+        await this.metadata.gcQueueDigests([digest], Date.now());
         throw new RegistryError('MANIFEST_BLOB_UNKNOWN', `${error.message} (garbage-collected while the manifest was checked: push them again)`, { detail: { missing: error.missing } });
       }
     });
     this.manifestCache.set(digest, body);
     return record;
+  }
+
+  /**
+   * True when the linked blob's file is there, waiting a moment if it is not: a collector that
+   * condemned an older copy may have moved the file aside just as this push linked it again, and
+   * puts it back at once (docs/gc.md). Waiting beats failing a push that did everything right.
+   */
+  private async blobFileAppears(digest: Digest): Promise<boolean> {
+    for (let attempt = 0; ; attempt++) {
+      if ((await this.blobs.stat(digest)) !== undefined) return true;
+      if (attempt >= 10) return false;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
   }
 
   /** MANIFEST_BLOB_UNKNOWN unless every referenced blob (or child manifest) is in the repository; the digests checked. */
@@ -496,7 +518,7 @@ export class Registry {
       const present =
         kind === 'index'
           ? (await this.metadata.getManifest(repository, child.digest)) !== undefined
-          : (await this.metadata.isBlobLinked(repository, child.digest)) && (await this.blobs.stat(child.digest)) !== undefined;
+          : (await this.metadata.isBlobLinked(repository, child.digest)) && (await this.blobFileAppears(child.digest));
       if (!present) missing.push(child.digest);
     }
     if (missing.length > 0) {

@@ -476,8 +476,12 @@ function assertSorted(tags: string[]): void {
  * with htpasswd and the built-in token service. There a mount without `from` answers 202: the
  * token carries only the scopes the challenge named, and skiff mounts only from repositories the
  * caller may pull (the suite makes that test optional, through OCI_AUTOMATIC_CROSSMOUNT).
+ *
+ * A third time against an open registry whose background garbage collector runs every second
+ * (grace 60 s, so nothing the suite uses may go): the suite passes unchanged, and cycles ran while
+ * it did (the Push workflow waits for one between its blob uploads and its manifest PUTs).
  */
-for (const mode of ['open', 'authenticated'] as const) {
+for (const mode of ['open', 'authenticated', 'gc running'] as const) {
   describe(`OCI Distribution Conformance Tests (${mode})`, () => {
     let automaticCrossmount = AUTOMATIC_CROSSMOUNT;
     let authDir: string | undefined;
@@ -486,6 +490,12 @@ for (const mode of ['open', 'authenticated'] as const) {
       if (mode === 'open') {
         credentials = undefined;
         registry = await startTestRegistry({ delete: true });
+        return;
+      }
+      if (mode === 'gc running') {
+        credentials = undefined;
+        // The scheduler's first cycle runs after min(interval, 60 s): 1 s in.
+        registry = await startTestRegistry({ delete: true, gc: { interval: 1000, grace: 60_000 } });
         return;
       }
       credentials = { username: 'conformance', password: randomString(24) };
@@ -860,6 +870,12 @@ for (const mode of ['open', 'authenticated'] as const) {
       });
 
       describe('Manifest Upload', () => {
+        if (mode === 'gc running') {
+          test('a gc cycle runs between the blob uploads and the manifest PUTs', async () => {
+            await waitForGcCycle();
+          });
+        }
+
         test('GET nonexistent manifest should return 404', async () => {
           const res = await call('GET', manifestPath(nonexistentManifest), { headers: { Accept: MEDIA_TYPE_MANIFEST } });
           assertStatus(res, 404);
@@ -1166,5 +1182,31 @@ for (const mode of ['open', 'authenticated'] as const) {
         });
       });
     });
+
+    if (mode === 'gc running') {
+      test('garbage collection cycles ran during the suite, none failed', async () => {
+        await waitForGcCycle();
+        const cycles = await gcCycles();
+        assert.ok(cycles.ok >= 2, `cycles: ${JSON.stringify(cycles)}`);
+        assert.equal(cycles.failed, 0);
+      });
+    }
   });
+}
+
+/** The background collector's cycles so far, from the metrics. */
+async function gcCycles(): Promise<{ ok: number; failed: number }> {
+  const text = await registry.metrics.render();
+  const count = (outcome: string) => Number(new RegExp(`^skiff_gc_cycles_total\\{outcome="${outcome}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
+  return { ok: count('ok'), failed: count('failed') };
+}
+
+/** Waits (at most 10 s) until one more background gc cycle has completed. */
+async function waitForGcCycle(): Promise<void> {
+  const seen = (await gcCycles()).ok;
+  const deadline = Date.now() + 10_000;
+  while ((await gcCycles()).ok <= seen) {
+    assert.ok(Date.now() < deadline, 'a gc cycle completed within 10 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

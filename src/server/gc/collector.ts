@@ -95,7 +95,8 @@ export class GarbageCollector {
       if (due.length === 0) break;
       after = due.at(-1);
       report.reviewed += due.length;
-      const verdicts = await this.metadata.gcCondemn(due, cutoff, Date.now(), { dryRun });
+      const decidedAt = Date.now();
+      const verdicts = await this.metadata.gcCondemn(due, cutoff, decidedAt, { dryRun });
       const condemned: Digest[] = [];
       for (const verdict of verdicts) {
         report.prunedLinks += verdict.prunedLinks;
@@ -106,7 +107,7 @@ export class GarbageCollector {
       if (dryRun) {
         for (const digest of condemned) this.noteDeleted(report, digest, (await this.blobs.stat(digest)) ?? 0);
       } else {
-        await this.dispose(condemned, report);
+        await this.dispose(condemned, decidedAt, report);
       }
       // Let requests in between batches: the metadata work above ran on this thread.
       await new Promise((resolve) => setImmediate(resolve));
@@ -115,16 +116,29 @@ export class GarbageCollector {
     return report;
   }
 
-  /** Moves condemned files aside, asks the metadata which came back, restores those and deletes the rest. */
-  private async dispose(condemned: Digest[], report: CollectReport): Promise<void> {
+  /**
+   * Moves condemned files aside, asks the metadata which came back (linked or referenced since the
+   * decision), restores those and deletes the rest. A file whose modification time is after
+   * `decidedAt` carries a writer's wanted mark (FsBlobStore.touch): a writer found it stored and
+   * is about to link it (its touch comes before its link, the move before this check). It is put
+   * back, the mark cleared, and reviewed again later.
+   */
+  private async dispose(condemned: Digest[], decidedAt: number, report: CollectReport): Promise<void> {
     if (condemned.length === 0) return;
-    for (const digest of condemned) await this.blobs.quarantine(digest);
+    const wanted = new Set<Digest>();
+    for (const digest of condemned) {
+      const modified = await this.blobs.quarantine(digest);
+      if (modified !== undefined && modified > decidedAt) wanted.add(digest);
+    }
     const { revived, gone } = await this.metadata.gcSettle(condemned);
-    for (const digest of revived) {
+    for (const digest of revived) wanted.add(digest);
+    for (const digest of wanted) {
       await this.blobs.restore(digest);
       report.revived++;
     }
-    for (const digest of gone) this.noteDeleted(report, digest, await this.blobs.purge(digest));
+    const touchedOnly = gone.filter((digest) => wanted.has(digest));
+    if (touchedOnly.length > 0) await this.metadata.gcQueueDigests(touchedOnly, Date.now());
+    for (const digest of gone) if (!wanted.has(digest)) this.noteDeleted(report, digest, await this.blobs.purge(digest));
   }
 
   private noteDeleted(report: CollectReport, digest: Digest, size: number): void {
@@ -141,7 +155,7 @@ export class GarbageCollector {
     for await (const digest of this.blobs.trashed()) pending.add(digest);
     if (pending.size === 0) return 0;
     this.log?.warn({ blobs: pending.size }, 'gc: finishing what an interrupted cycle left');
-    await this.dispose([...pending], report);
+    await this.dispose([...pending], Date.now(), report);
     return pending.size;
   }
 
