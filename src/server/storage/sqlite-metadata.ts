@@ -301,6 +301,11 @@ export class SqliteMetadataStore implements MetadataStore {
       );
       const insertReference = this.sql('INSERT OR IGNORE INTO manifest_references (repository, digest, child) VALUES (?, ?, ?)');
       for (const child of references) insertReference.run(record.repository, record.digest, child);
+      // A push's blobs were queued for the collector when linked; now that this manifest uses them,
+      // their review would only find them kept. Those linked in this repository alone leave the
+      // queue (a link elsewhere stays queued, so the collector may prune it if nothing there uses it).
+      const settled = this.sql('DELETE FROM gc_review WHERE digest = ?1 AND NOT EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1 AND repository != ?2)');
+      for (const child of references) settled.run(child, record.repository);
       const upsertTag = this.sql(
         `INSERT INTO tags (repository, tag, digest, updated_at, checked_at) VALUES (?, ?, ?, ?, NULL)
          ON CONFLICT (repository, tag) DO UPDATE SET digest = excluded.digest, updated_at = excluded.updated_at, checked_at = NULL`,
