@@ -29,6 +29,7 @@ import { makeImage, writeOciLayout, type TestImage } from '../../src/testing/ima
 import { peerSkipReason, skopeo } from '../../src/testing/peers.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
 import { makeTestCertificate, type TestCertificate } from '../../src/testing/tls-cert.ts';
+import { podmanStoreArgs } from '../../src/testing/podman.ts';
 
 const skip = await peerSkipReason('skopeo', 'podman', 'openssl');
 
@@ -327,15 +328,7 @@ describe('podman against skiff serve over TLS with htpasswd (token service)', { 
     const dir = join(work, store);
     const images = join(dir, 'image-tmp'); // layers on their way into storage (default /var/tmp)
     await mkdir(images, { recursive: true });
-    const global = [
-      '--root', join(dir, 'root'),
-      '--runroot', join(dir, 'runroot'),
-      '--tmpdir', join(dir, 'tmp'),
-      '--network-config-dir', join(dir, 'networks'),
-      '--storage-driver', 'vfs',
-      '--cgroup-manager', 'cgroupfs',
-      '--events-backend', 'file',
-    ];
+    const global = podmanStoreArgs(dir);
     const run = await runCommand('podman', [...global, ...args], { env: { ...env, TMPDIR: images }, ...(input !== undefined ? { input } : {}) });
     assert.equal(run.signal, null, said(`podman ${args.join(' ')} was killed`, run));
     return run;

@@ -25,6 +25,7 @@ import { makeImage, type TestImage } from '../../src/testing/images.ts';
 import { startTestMirror, upstream, type TestMirror } from '../../src/testing/mirror.ts';
 import { hasCommand, startCncfRegistry, type Peer } from '../../src/testing/peers.ts';
 import { pushImage } from '../../src/testing/push.ts';
+import { podmanStoreArgs } from '../../src/testing/podman.ts';
 
 const exec = promisify(execFile);
 
@@ -97,16 +98,7 @@ describe('podman pulls through a skiff mirror (registries.conf [[registry.mirror
   /** podman with every bit of its state in `<work>/<store>`; resolves to stdout, rejects with stderr. */
   async function podman(store: string, args: string[]): Promise<string> {
     const dir = join(work, store);
-    const global = [
-      '--root', join(dir, 'root'),
-      '--runroot', join(dir, 'runroot'),
-      '--tmpdir', join(dir, 'tmp'),
-      '--network-config-dir', join(dir, 'networks'),
-      // vfs needs no overlay mount, cgroupfs no systemd, file events no journald: as root in a container.
-      '--storage-driver', 'vfs',
-      '--cgroup-manager', 'cgroupfs',
-      '--events-backend', 'file',
-    ];
+    const global = podmanStoreArgs(dir);
     const images = join(dir, 'image-tmp'); // layers on their way into storage (default /var/tmp)
     await mkdir(images, { recursive: true });
     try {

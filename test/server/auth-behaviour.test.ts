@@ -15,27 +15,12 @@ import { makeImage, type Blob, type TestImage } from '../../src/testing/images.t
 import { upstream } from '../../src/testing/mirror.ts';
 import { pushImage } from '../../src/testing/push.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
-import { assertErrorBody, captureEscapes, raw, sleep, type RawResponse } from './http/helpers.ts';
+import { assertErrorBody, captureEscapes, raw, sleep, type RawResponse, expectRefusal, headerOf, jwtClaims } from './http/helpers.ts';
 
 function basic(user: string, password: string): string {
   return `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
 }
 const bearer = (token: string): string => `Bearer ${token}`;
-
-function claims(token: string): { sub?: string; aud?: string; iss?: string; exp?: number; access?: unknown } {
-  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-}
-
-function header(res: RawResponse, name: string): string | undefined {
-  const value = res.headers[name.toLowerCase()];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-function expectRefusal(res: RawResponse, status: number, code: string, what = ''): void {
-  assert.equal(res.status, status, `${what} status (body ${res.body.toString().slice(0, 300)})`);
-  assert.match(header(res, 'content-type') ?? '', /^application\/json/, `${what} content type`);
-  assertErrorBody(res.body, code);
-}
 
 function rule(repositories: string[], actions: AccessRule['actions'], who: Partial<Pick<AccessRule, 'users' | 'groups' | 'anonymous'>>): AccessRule {
   return { repositories, actions, users: who.users ?? [], groups: who.groups ?? [], anonymous: who.anonymous ?? false };
@@ -185,7 +170,7 @@ describe('token mode', () => {
   async function token(auth: string | undefined, query: string): Promise<{ token: string; scope: string; refresh_token?: string; expires_in: number; issued_at: string; access_token: string }> {
     const res = await req('GET', `/token?${query}`, auth);
     assert.equal(res.status, 200, res.body.toString());
-    assert.equal(header(res, 'cache-control'), 'no-store');
+    assert.equal(headerOf(res, 'cache-control'), 'no-store');
     return JSON.parse(res.body.toString()) as never;
   }
 
@@ -219,7 +204,7 @@ describe('token mode', () => {
         const res = await req(method, path);
         assert.equal(res.status, 401, `${method} ${path}`);
         if (method !== 'HEAD') assertErrorBody(res.body, 'UNAUTHORIZED');
-        assert.equal(header(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:pull"`, `${method} ${path}`);
+        assert.equal(headerOf(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:pull"`, `${method} ${path}`);
       }
     });
 
@@ -233,37 +218,37 @@ describe('token mode', () => {
       ] as const) {
         const res = await req(method, path, undefined, method === 'PUT' || method === 'PATCH' ? { body: '{}' } : {});
         expectRefusal(res, 401, 'UNAUTHORIZED', `${method} ${path}`);
-        assert.equal(header(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:${action}"`, `${method} ${path}`);
+        assert.equal(headerOf(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:${action}"`, `${method} ${path}`);
       }
     });
 
     test('the realm follows the Host the client used', async () => {
       const res = await req('GET', '/v2/team-a/app/manifests/v1', undefined, { headers: { Host: `localhost:${port}` } });
-      assert.equal(header(res, 'www-authenticate'), `Bearer realm="http://localhost:${port}/token",service="skiff",scope="repository:team-a/app:pull"`);
+      assert.equal(headerOf(res, 'www-authenticate'), `Bearer realm="http://localhost:${port}/token",service="skiff",scope="repository:team-a/app:pull"`);
     });
 
     test('a valid token without the scope: error="insufficient_scope"; a bad token: error="invalid_token"', async () => {
       const { token: other } = await token(as('alice'), 'service=skiff&scope=repository:team-a/other:pull');
       const lacking = await req('GET', '/v2/team-a/app/manifests/v1', bearer(other));
       expectRefusal(lacking, 401, 'UNAUTHORIZED');
-      assert.equal(header(lacking, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:pull",error="insufficient_scope"`);
+      assert.equal(headerOf(lacking, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:pull",error="insufficient_scope"`);
       const push = await req('POST', '/v2/team-a/app/blobs/uploads/', bearer(other));
-      assert.equal(header(push, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:push",error="insufficient_scope"`);
+      assert.equal(headerOf(push, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:push",error="insufficient_scope"`);
       const bad = await req('GET', '/v2/team-a/app/manifests/v1', bearer(`${other.slice(0, -4)}AAAA`));
       expectRefusal(bad, 401, 'UNAUTHORIZED');
-      assert.equal(header(bad, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:pull",error="invalid_token"`);
+      assert.equal(headerOf(bad, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:pull",error="invalid_token"`);
     });
 
     test('a mount challenge also names pull on its from', async () => {
       const res = await req('POST', `/v2/team-a/app/blobs/uploads/?mount=sha256:${'0'.repeat(64)}&from=public/x`);
       expectRefusal(res, 401, 'UNAUTHORIZED');
-      assert.equal(header(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:push repository:public/x:pull"`);
+      assert.equal(headerOf(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:team-a/app:push repository:public/x:pull"`);
     });
 
     test('/v2/: 401 without credentials (challenge without scope), 200 with Basic, 200 with a token', async () => {
       const anonymous = await req('GET', '/v2/');
       expectRefusal(anonymous, 401, 'UNAUTHORIZED');
-      assert.equal(header(anonymous, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff"`);
+      assert.equal(headerOf(anonymous, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff"`);
       assert.equal((await req('GET', '/v2/', as('alice'))).status, 200);
       assert.equal((await req('GET', '/v2', as('bob'))).status, 200);
       const { token: aliceToken } = await token(as('alice'), 'service=skiff');
@@ -281,7 +266,7 @@ describe('token mode', () => {
       'an anonymous token (fetched without credentials) does not open /v2/ or /metrics',
       async () => {
         const { token: anonymousToken } = await token(undefined, 'service=skiff');
-        assert.equal(claims(anonymousToken).sub, '');
+        assert.equal(jwtClaims(anonymousToken).sub, '');
         expectRefusal(await req('GET', '/metrics', bearer(anonymousToken)), 401, 'UNAUTHORIZED', '/metrics');
         expectRefusal(await req('GET', '/v2/', bearer(anonymousToken)), 401, 'UNAUTHORIZED', '/v2/');
       },
@@ -290,7 +275,7 @@ describe('token mode', () => {
     test('an unsupported Authorization scheme: 401 with the challenge', async () => {
       const res = await req('GET', '/v2/team-a/app/manifests/v1', 'Digest username="alice"');
       expectRefusal(res, 401, 'UNAUTHORIZED');
-      assert.match(header(res, 'www-authenticate') ?? '', /^Bearer realm=/);
+      assert.match(headerOf(res, 'www-authenticate') ?? '', /^Bearer realm=/);
     });
 
     test('rules: anonymous pull on public/** is served without any token; its push is challenged', async () => {
@@ -298,7 +283,7 @@ describe('token mode', () => {
       assert.equal(res.status, 200, res.body.toString());
       const push = await req('POST', '/v2/public/x/blobs/uploads/');
       expectRefusal(push, 401, 'UNAUTHORIZED');
-      assert.equal(header(push, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:public/x:push"`);
+      assert.equal(headerOf(push, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:public/x:push"`);
       // Authenticated users, by the users: ["*"] of the same rule.
       assert.equal((await req('GET', '/v2/public/x/manifests/v1', as('bob'))).status, 200);
     });
@@ -310,7 +295,7 @@ describe('token mode', () => {
         as('alice'),
         ['service=skiff', 'scope=repository:team-a/app:pull,push,delete', 'scope=repository:team-b/app:pull,push', 'scope=repository:public/x:pull,push', `scope=${encodeURIComponent('repository:ops/tool:pull repository:team-a/lib:pull')}`].join('&'),
       );
-      const payload = claims(answer.token);
+      const payload = jwtClaims(answer.token);
       assert.deepEqual(payload.access, [
         { type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] },
         { type: 'repository', name: 'public/x', actions: ['pull'] },
@@ -328,15 +313,15 @@ describe('token mode', () => {
       assert.equal((await req('GET', '/v2/team-a/app/manifests/v1', bearer(answer.token))).status, 200);
       assert.equal((await req('GET', '/v2/public/x/manifests/v1', bearer(answer.token))).status, 200);
       const { token: adminToken } = await token(as('admin'), 'service=skiff&scope=repository:team-b/app:pull,push,delete,nonsense');
-      assert.deepEqual(claims(adminToken).access, [{ type: 'repository', name: 'team-b/app', actions: ['pull', 'push', 'delete'] }]);
+      assert.deepEqual(jwtClaims(adminToken).access, [{ type: 'repository', name: 'team-b/app', actions: ['pull', 'push', 'delete'] }]);
       // A group's grant.
       const { token: daveToken } = await token(as('dave'), 'service=skiff&scope=repository:ops/tool:pull,push,delete');
-      assert.deepEqual(claims(daveToken).access, [{ type: 'repository', name: 'ops/tool', actions: ['pull', 'push'] }]);
+      assert.deepEqual(jwtClaims(daveToken).access, [{ type: 'repository', name: 'ops/tool', actions: ['pull', 'push'] }]);
     });
 
     test('anonymous token requests get what anonymous may do, and no refresh token', async () => {
       const answer = await token(undefined, 'service=skiff&scope=repository:public/x:pull,push&scope=repository:team-a/app:pull&scope=registry:catalog:*&offline_token=true');
-      const payload = claims(answer.token);
+      const payload = jwtClaims(answer.token);
       assert.deepEqual(payload.access, [{ type: 'repository', name: 'public/x', actions: ['pull'] }]);
       assert.equal(payload.sub, '');
       assert.equal(answer.scope, 'repository:public/x:pull');
@@ -344,10 +329,10 @@ describe('token mode', () => {
       assert.equal((await req('GET', '/v2/public/x/manifests/v1', bearer(answer.token))).status, 200);
       const denied = await req('GET', '/v2/team-a/app/manifests/v1', bearer(answer.token));
       expectRefusal(denied, 401, 'UNAUTHORIZED');
-      assert.match(header(denied, 'www-authenticate') ?? '', /error="insufficient_scope"/);
+      assert.match(headerOf(denied, 'www-authenticate') ?? '', /error="insufficient_scope"/);
       // Without service (optional, as docker's token spec has it): the same service.
       const unnamed = await token(undefined, 'scope=repository:public/x:pull');
-      assert.equal(claims(unnamed.token).aud, 'skiff');
+      assert.equal(jwtClaims(unnamed.token).aud, 'skiff');
     });
 
     test('offline_token=true returns a refresh token; POST grant_type=refresh_token turns it into access tokens', async () => {
@@ -355,22 +340,22 @@ describe('token mode', () => {
       assert.ok(answer.refresh_token, 'a refresh token');
       const refreshed = await postToken({ grant_type: 'refresh_token', refresh_token: answer.refresh_token, service: 'skiff', scope: 'repository:team-a/app:pull,push repository:team-b/app:pull', client_id: 'test' });
       assert.equal(refreshed.status, 200, refreshed.body.toString());
-      assert.equal(header(refreshed, 'cache-control'), 'no-store');
+      assert.equal(headerOf(refreshed, 'cache-control'), 'no-store');
       const body = JSON.parse(refreshed.body.toString()) as { token: string; access_token: string; refresh_token: string; scope: string };
       assert.equal(body.access_token, body.token);
       assert.equal(body.refresh_token, answer.refresh_token);
-      assert.deepEqual(claims(body.token).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]);
-      assert.equal(claims(body.token).sub, 'alice');
+      assert.deepEqual(jwtClaims(body.token).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]);
+      assert.equal(jwtClaims(body.token).sub, 'alice');
       const start = await req('POST', '/v2/team-a/app/blobs/uploads/', bearer(body.access_token));
       assert.equal(start.status, 202, start.body.toString());
-      assert.equal((await req('DELETE', header(start, 'location')!, bearer(body.token))).status, 204);
+      assert.equal((await req('DELETE', headerOf(start, 'location')!, bearer(body.token))).status, 204);
     });
 
     test('POST grant_type=password works, with access_type=offline a refresh token', async () => {
       const res = await postToken({ grant_type: 'password', username: 'bob', password: PASSWORDS.bob, service: 'skiff', scope: 'repository:team-b/app:pull,delete', client_id: 'test', access_type: 'offline' });
       assert.equal(res.status, 200, res.body.toString());
       const body = JSON.parse(res.body.toString()) as { token: string; access_token: string; refresh_token?: string; scope: string };
-      assert.deepEqual(claims(body.access_token).access, [{ type: 'repository', name: 'team-b/app', actions: ['pull', 'delete'] }]);
+      assert.deepEqual(jwtClaims(body.access_token).access, [{ type: 'repository', name: 'team-b/app', actions: ['pull', 'delete'] }]);
       assert.equal(body.scope, 'repository:team-b/app:pull,delete');
       assert.ok(body.refresh_token);
       assert.equal((await req('GET', '/v2/team-b/app/tags/list', bearer(body.token))).status, 200);
@@ -443,7 +428,7 @@ describe('token mode', () => {
       assert.deepEqual(await list(as('admin')), ['ops/tool', 'public/x', 'team-a/app', 'team-b/app']);
       const { token: aliceToken, scope } = await token(as('alice'), 'service=skiff&scope=registry:catalog:*');
       assert.equal(scope, 'registry:catalog:*');
-      assert.deepEqual(claims(aliceToken).access, [{ type: 'registry', name: 'catalog', actions: ['*'] }]);
+      assert.deepEqual(jwtClaims(aliceToken).access, [{ type: 'registry', name: 'catalog', actions: ['*'] }]);
       assert.deepEqual(await list(bearer(aliceToken)), ['public/x', 'team-a/app']);
       const { token: bobToken } = await token(as('bob'), 'service=skiff&scope=registry:catalog:*');
       assert.deepEqual(await list(bearer(bobToken)), ['public/x', 'team-b/app']);
@@ -452,7 +437,7 @@ describe('token mode', () => {
     test('paging counts only visible repositories', async () => {
       const first = await req('GET', '/v2/_catalog?n=1', as('alice'));
       assert.deepEqual((JSON.parse(first.body.toString()) as { repositories: string[] }).repositories, ['public/x']);
-      assert.match(header(first, 'link') ?? '', /last=public%2Fx|last=public\/x/);
+      assert.match(headerOf(first, 'link') ?? '', /last=public%2Fx|last=public\/x/);
       const second = await req('GET', '/v2/_catalog?n=1&last=public/x', as('alice'));
       assert.deepEqual((JSON.parse(second.body.toString()) as { repositories: string[] }).repositories, ['team-a/app']);
     });
@@ -461,12 +446,12 @@ describe('token mode', () => {
       const { token: aliceToken } = await token(as('alice'), 'service=skiff&scope=repository:team-a/app:pull');
       const res = await req('GET', '/v2/_catalog', bearer(aliceToken));
       expectRefusal(res, 401, 'UNAUTHORIZED');
-      assert.equal(header(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="registry:catalog:*",error="insufficient_scope"`);
+      assert.equal(headerOf(res, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="registry:catalog:*",error="insufficient_scope"`);
       const anonymous = await req('GET', '/v2/_catalog');
       expectRefusal(anonymous, 401, 'UNAUTHORIZED');
-      assert.equal(header(anonymous, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="registry:catalog:*"`);
+      assert.equal(headerOf(anonymous, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="registry:catalog:*"`);
       const { token: anonymousToken } = await token(undefined, 'service=skiff&scope=registry:catalog:*');
-      assert.deepEqual(claims(anonymousToken).access, [], 'anonymous is never granted the catalog');
+      assert.deepEqual(jwtClaims(anonymousToken).access, [], 'anonymous is never granted the catalog');
       expectRefusal(await req('GET', '/v2/_catalog', bearer(anonymousToken)), 401, 'UNAUTHORIZED');
     });
   });
@@ -550,11 +535,11 @@ describe('basic mode', () => {
     ] as const) {
       const res = await req(method, path);
       expectRefusal(res, 401, 'UNAUTHORIZED', `${method} ${path}`);
-      assert.equal(header(res, 'www-authenticate'), 'Basic realm="skiff", charset="UTF-8"', `${method} ${path}`);
+      assert.equal(headerOf(res, 'www-authenticate'), 'Basic realm="skiff", charset="UTF-8"', `${method} ${path}`);
     }
     const wrong = await req('GET', '/v2/', basic('alice', 'nope'));
     expectRefusal(wrong, 401, 'UNAUTHORIZED');
-    assert.equal(header(wrong, 'www-authenticate'), 'Basic realm="skiff", charset="UTF-8"');
+    assert.equal(headerOf(wrong, 'www-authenticate'), 'Basic realm="skiff", charset="UTF-8"');
   });
 
   test('Basic credentials: /v2/ 200, and a push and a pull work (no access: → everything)', async () => {
@@ -599,16 +584,16 @@ describe('anonymousPull', () => {
     const port = new URL(registry.url).port;
     const push = await req('PUT', '/v2/lib/app/manifests/v2', undefined, { body: image.manifest.data, headers: { 'Content-Type': image.manifest.descriptor.mediaType } });
     expectRefusal(push, 401, 'UNAUTHORIZED');
-    assert.equal(header(push, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:lib/app:push"`);
+    assert.equal(headerOf(push, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff",scope="repository:lib/app:push"`);
     expectRefusal(await req('POST', '/v2/lib/app/blobs/uploads/'), 401, 'UNAUTHORIZED');
     expectRefusal(await req('DELETE', '/v2/lib/app/manifests/v1'), 401, 'UNAUTHORIZED');
     const base = await req('GET', '/v2/');
     expectRefusal(base, 401, 'UNAUTHORIZED');
-    assert.equal(header(base, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff"`);
+    assert.equal(headerOf(base, 'www-authenticate'), `Bearer realm="http://127.0.0.1:${port}/token",service="skiff"`);
     expectRefusal(await req('GET', '/v2/_catalog'), 401, 'UNAUTHORIZED');
     // An anonymous token grants pull only.
     const res = await req('GET', '/token?service=skiff&scope=repository:lib/app:pull,push,delete');
-    assert.deepEqual(claims((JSON.parse(res.body.toString()) as { token: string }).token).access, [{ type: 'repository', name: 'lib/app', actions: ['pull'] }]);
+    assert.deepEqual(jwtClaims((JSON.parse(res.body.toString()) as { token: string }).token).access, [{ type: 'repository', name: 'lib/app', actions: ['pull'] }]);
     // alice (no access: section) may still do everything.
     assert.equal((await req('GET', '/v2/', basic('alice', 'alice-pw'))).status, 200);
   });
@@ -639,16 +624,16 @@ describe('failed logins', () => {
     assert.deepEqual(statuses.slice(0, 10), Array(10).fill(401), statuses.join(' '));
     assert.deepEqual(statuses.slice(10), Array(90).fill(429), statuses.join(' '));
     expectRefusal(limited!, 429, 'TOOMANYREQUESTS');
-    const retryAfter = Number(header(limited!, 'retry-after'));
-    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After ${header(limited!, 'retry-after')}`);
+    const retryAfter = Number(headerOf(limited!, 'retry-after'));
+    assert.ok(Number.isInteger(retryAfter) && retryAfter >= 1 && retryAfter <= 60, `Retry-After ${headerOf(limited!, 'retry-after')}`);
     // The right password while limited.
     const right = await req('GET', '/v2/', basic('carol', 'carol-pw'));
     expectRefusal(right, 429, 'TOOMANYREQUESTS');
-    assert.ok(header(right, 'retry-after'));
+    assert.ok(headerOf(right, 'retry-after'));
     // At the token service too.
     const viaToken = await req('GET', '/token?service=skiff&scope=repository:a/b:pull', basic('carol', 'carol-pw'));
     assert.equal(viaToken.status, 429, viaToken.body.toString());
-    assert.ok(header(viaToken, 'retry-after'));
+    assert.ok(headerOf(viaToken, 'retry-after'));
     const viaPost = await req('POST', '/token', undefined, { body: new URLSearchParams({ grant_type: 'password', username: 'carol', password: 'carol-pw', service: 'skiff' }).toString(), headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
     assert.equal(viaPost.status, 429, viaPost.body.toString());
     // Another user from the same address.
@@ -705,7 +690,7 @@ describe('mirror permissions', () => {
     assert.equal(viaToken.status, 200, await viaToken.text());
     assert.deepEqual(tc.fetched, ['repository:library/x:pull']);
     const { token } = JSON.parse((await req('GET', '/token?service=skiff&scope=repository:library/x:pull,push', as('alice'))).body.toString()) as { token: string };
-    assert.deepEqual(claims(token).access, [{ type: 'repository', name: 'library/x', actions: ['pull'] }]);
+    assert.deepEqual(jwtClaims(token).access, [{ type: 'repository', name: 'library/x', actions: ['pull'] }]);
   });
 
   test('bob (no rule on the cache) gets 403 on library/x in every spelling; anonymous gets 401', async () => {
@@ -714,7 +699,7 @@ describe('mirror permissions', () => {
       expectRefusal(await req('GET', path), 401, 'UNAUTHORIZED', path);
     }
     const { token } = JSON.parse((await req('GET', '/token?service=skiff&scope=repository:library/x:pull', as('bob'))).body.toString()) as { token: string };
-    assert.deepEqual(claims(token).access, []);
+    assert.deepEqual(jwtClaims(token).access, []);
   });
 
   test('bob pushes to local/app; alice pushing there gets 403', async () => {

@@ -22,7 +22,7 @@ import { TokenIssuer } from '../../src/auth/token-issuer.ts';
 import type { Digest } from '../../src/digest/digest.ts';
 import { makeImage, type Blob, type TestImage } from '../../src/testing/images.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
-import { assertErrorBody, blobOf, captureEscapes, raw, sleep, unknownDigest, type RawResponse } from './http/helpers.ts';
+import { assertErrorBody, blobOf, captureEscapes, raw, sleep, unknownDigest, type RawResponse, expectRefusal, headerOf, jwtClaims } from './http/helpers.ts';
 
 const PASSWORDS = { admin: 'admin-secret', alice: 'alice-secret', bob: 'bob-secret' } as const;
 type User = keyof typeof PASSWORDS;
@@ -33,27 +33,10 @@ function basic(user: string, password: string): string {
 const as = (user: User): string => basic(user, PASSWORDS[user]);
 const bearer = (token: string): string => `Bearer ${token}`;
 
-/** The JWT payload, unverified. */
-function claims(token: string): Record<string, unknown> {
-  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-}
-
-function header(res: RawResponse, name: string): string | undefined {
-  const value = res.headers[name.toLowerCase()];
-  return Array.isArray(value) ? value.join(', ') : value;
-}
-
-/** status, a JSON content type, and errors[0].code. */
-function expectRefusal(res: RawResponse, status: number, code: string, what = ''): void {
-  assert.equal(res.status, status, `${what} status (body ${res.body.toString().slice(0, 300)})`);
-  assert.match(header(res, 'content-type') ?? '', /^application\/json/, `${what} content type`);
-  assertErrorBody(res.body, code);
-}
-
 /** 401 UNAUTHORIZED with a Bearer challenge naming `error`. */
 function expectBadToken(res: RawResponse, what = ''): void {
   expectRefusal(res, 401, 'UNAUTHORIZED', what);
-  assert.match(header(res, 'www-authenticate') ?? '', /^Bearer realm="[^"]+",service="skiff".*,error="invalid_token"$/, `${what} challenge`);
+  assert.match(headerOf(res, 'www-authenticate') ?? '', /^Bearer realm="[^"]+",service="skiff".*,error="invalid_token"$/, `${what} challenge`);
 }
 
 describe('access control refuses, and changes nothing', () => {
@@ -107,7 +90,7 @@ describe('access control refuses, and changes nothing', () => {
       const list = await req('GET', `/v2/${repo}/tags/list`, admin);
       for (const tag of list.status === 200 ? (JSON.parse(list.body.toString()) as { tags: string[] }).tags : []) {
         const head = await req('HEAD', `/v2/${repo}/manifests/${tag}`, admin);
-        tags[tag] = head.status === 200 ? header(head, 'docker-content-digest')! : head.status;
+        tags[tag] = head.status === 200 ? headerOf(head, 'docker-content-digest')! : head.status;
       }
       const blobs: Record<string, number> = {};
       for (const digest of knownDigests) blobs[digest] = (await req('HEAD', `/v2/${repo}/blobs/${digest}`, admin)).status;
@@ -193,7 +176,7 @@ describe('access control refuses, and changes nothing', () => {
   describe('no credentials, or the wrong ones', () => {
     test('anonymous writes and reads, and an anonymous token: 401 UNAUTHORIZED', async () => {
       const anonymousToken = await token(undefined, ['repository:team-a/app:pull,push,delete']);
-      assert.deepEqual(claims(anonymousToken).access, []);
+      assert.deepEqual(jwtClaims(anonymousToken).access, []);
       await unchanged(async () => {
         expectRefusal(await req('GET', '/v2/team-a/app/manifests/v1'), 401, 'UNAUTHORIZED', 'anonymous GET');
         await tryWrites('team-a/app', undefined, 401, 'UNAUTHORIZED');
@@ -207,7 +190,7 @@ describe('access control refuses, and changes nothing', () => {
         for (const auth of [basic('alice', 'wrong'), basic('alice', ''), basic('nobody', 'alice-secret'), basic('alice', `${PASSWORDS.alice} `)]) {
           const res = await req('GET', '/v2/', auth);
           expectRefusal(res, 401, 'UNAUTHORIZED', '/v2/');
-          assert.ok(header(res, 'www-authenticate'), 'a challenge');
+          assert.ok(headerOf(res, 'www-authenticate'), 'a challenge');
           expectRefusal(await req('GET', '/v2/team-a/app/manifests/v1', auth), 401, 'UNAUTHORIZED', 'GET manifest');
           expectRefusal(await req('GET', '/v2/_catalog', auth), 401, 'UNAUTHORIZED', 'catalog');
           await tryWrites('team-a/app', auth, 401, 'UNAUTHORIZED');
@@ -289,7 +272,7 @@ describe('access control refuses, and changes nothing', () => {
       const used = (await issuer.accessToken('alice', ALICE_ON_TEAM_A.access as never)).token;
       assert.equal((await req('GET', '/v2/team-a/app/manifests/v1', bearer(used))).status, 200);
       const fresh = (await issuer.accessToken('alice', ALICE_ON_TEAM_A.access as never)).token;
-      const exp = (claims(used).exp as number) * 1000;
+      const exp = (jwtClaims(used).exp as number) * 1000;
       await sleep(Math.max(0, exp - Date.now()) + 1500);
       for (const tokenText of [used, fresh]) {
         const statuses: number[] = [];
@@ -346,7 +329,7 @@ describe('access control refuses, and changes nothing', () => {
     test('a tampered payload (more access, another subject), signature kept', async () => {
       const real = await token('alice', ['repository:team-a/app:pull']);
       const [head, payload, signature] = real.split('.') as [string, string, string];
-      const original = claims(real);
+      const original = jwtClaims(real);
       const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
       const tampered = [
         { ...original, access: [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] }] },
@@ -389,7 +372,7 @@ describe('access control refuses, and changes nothing', () => {
   describe('valid tokens, the wrong repository or action', () => {
     test('a token for team-a/app used on team-b/app: 403 DENIED (alice may never touch team-b)', async () => {
       const aliceToken = await token('alice', ['repository:team-a/app:pull,push,delete', 'repository:team-b/app:pull,push,delete']);
-      assert.deepEqual(claims(aliceToken).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] }]);
+      assert.deepEqual(jwtClaims(aliceToken).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push', 'delete'] }]);
       await unchanged(async () => {
         expectRefusal(await req('GET', '/v2/team-b/app/manifests/v1', bearer(aliceToken)), 403, 'DENIED', 'GET team-b');
         expectRefusal(await req('GET', `/v2/team-b/app/blobs/${seeded['team-b/app']!.layers[0]!.descriptor.digest}`, bearer(aliceToken)), 403, 'DENIED', 'GET blob team-b');
@@ -403,7 +386,7 @@ describe('access control refuses, and changes nothing', () => {
       await unchanged(async () => {
         const res = await req('GET', '/v2/team-a/other/manifests/v1', bearer(aliceToken));
         expectRefusal(res, 401, 'UNAUTHORIZED');
-        assert.match(header(res, 'www-authenticate') ?? '', /scope="repository:team-a\/other:pull",error="insufficient_scope"/);
+        assert.match(headerOf(res, 'www-authenticate') ?? '', /scope="repository:team-a\/other:pull",error="insufficient_scope"/);
         await tryWrites('team-a/other', bearer(aliceToken), 401, 'UNAUTHORIZED');
       });
     });
@@ -413,19 +396,19 @@ describe('access control refuses, and changes nothing', () => {
       await unchanged(async () => {
         const res = await req('GET', '/v2/team-b/app/manifests/v1', bearer(adminToken));
         expectRefusal(res, 401, 'UNAUTHORIZED');
-        assert.match(header(res, 'www-authenticate') ?? '', /error="insufficient_scope"/);
+        assert.match(headerOf(res, 'www-authenticate') ?? '', /error="insufficient_scope"/);
         await tryWrites('team-b/app', bearer(adminToken), 401, 'UNAUTHORIZED');
       });
     });
 
     test('push with a pull-only grant (token and Basic): 403 DENIED, including into a session someone else opened', async () => {
       const aliceToken = await token('alice', ['repository:shared/app:pull,push,delete']);
-      assert.deepEqual(claims(aliceToken).access, [{ type: 'repository', name: 'shared/app', actions: ['pull'] }], 'the token grants pull only');
+      assert.deepEqual(jwtClaims(aliceToken).access, [{ type: 'repository', name: 'shared/app', actions: ['pull'] }], 'the token grants pull only');
       assert.equal((await req('GET', '/v2/shared/app/manifests/v1', bearer(aliceToken))).status, 200, 'pull works');
       // bob (pull, push) opens a session; alice must not write into it.
       const opened = await req('POST', '/v2/shared/app/blobs/uploads/', as('bob'));
       assert.equal(opened.status, 202);
-      const location = header(opened, 'location')!;
+      const location = headerOf(opened, 'location')!;
       const layer = intruder.layers[0]!;
       await unchanged(async () => {
         for (const auth of [bearer(aliceToken), as('alice')]) {
@@ -444,14 +427,14 @@ describe('access control refuses, and changes nothing', () => {
       await unchanged(async () => {
         const res = await req('POST', '/v2/team-a/app/blobs/uploads/', bearer(aliceToken));
         expectRefusal(res, 401, 'UNAUTHORIZED');
-        assert.match(header(res, 'www-authenticate') ?? '', /scope="repository:team-a\/app:push",error="insufficient_scope"/);
+        assert.match(headerOf(res, 'www-authenticate') ?? '', /scope="repository:team-a\/app:push",error="insufficient_scope"/);
         await tryWrites('team-a/app', bearer(aliceToken), 401, 'UNAUTHORIZED');
       });
     });
 
     test('DELETE with a pull+push grant (token and Basic): 403 DENIED', async () => {
       const bobToken = await token('bob', ['repository:shared/app:pull,push,delete']);
-      assert.deepEqual(claims(bobToken).access, [{ type: 'repository', name: 'shared/app', actions: ['pull', 'push'] }]);
+      assert.deepEqual(jwtClaims(bobToken).access, [{ type: 'repository', name: 'shared/app', actions: ['pull', 'push'] }]);
       const image = seeded['shared/app']!;
       await unchanged(async () => {
         for (const auth of [bearer(bobToken), as('bob')]) {
@@ -467,15 +450,15 @@ describe('access control refuses, and changes nothing', () => {
     /** The parts of a 202 that must not differ between "exists elsewhere, unreadable" and "exists nowhere". */
     function sessionShape(res: RawResponse, repo: string): { status: number; headers: string[]; range: string | undefined; length: string | undefined } {
       assert.equal(res.status, 202, `mount answered ${res.status} ${res.body.toString()}`);
-      const location = header(res, 'location') ?? '';
+      const location = headerOf(res, 'location') ?? '';
       assert.match(location, new RegExp(`^/v2/${repo}/blobs/uploads/[0-9a-f-]{36}$`), 'an upload Location');
-      assert.equal(header(res, 'docker-upload-uuid'), location.split('/').at(-1));
+      assert.equal(headerOf(res, 'docker-upload-uuid'), location.split('/').at(-1));
       const skip = new Set(['date', 'location', 'docker-upload-uuid', 'keep-alive', 'connection']);
-      return { status: res.status, headers: Object.keys(res.headers).filter((name) => !skip.has(name)).sort(), range: header(res, 'range'), length: header(res, 'content-length') };
+      return { status: res.status, headers: Object.keys(res.headers).filter((name) => !skip.has(name)).sort(), range: headerOf(res, 'range'), length: headerOf(res, 'content-length') };
     }
 
     async function cancel(res: RawResponse, auth: string): Promise<void> {
-      const gone = await req('DELETE', header(res, 'location')!, auth);
+      const gone = await req('DELETE', headerOf(res, 'location')!, auth);
       assert.equal(gone.status, 204, gone.body.toString());
     }
 
@@ -483,7 +466,7 @@ describe('access control refuses, and changes nothing', () => {
       const secret = seeded['team-b/app']!.layers[0]!.descriptor.digest;
       const nowhere = unknownDigest('auth-negative mount');
       const aliceToken = await token('alice', ['repository:team-a/app:pull,push', 'repository:team-b/app:pull']);
-      assert.deepEqual(claims(aliceToken).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]);
+      assert.deepEqual(jwtClaims(aliceToken).access, [{ type: 'repository', name: 'team-a/app', actions: ['pull', 'push'] }]);
       await unchanged(async () => {
         for (const auth of [as('alice'), bearer(aliceToken)]) {
           const first = await req('POST', `/v2/team-a/app/blobs/uploads/?mount=${nowhere}&from=team-b/app`, auth);
@@ -523,7 +506,7 @@ describe('access control refuses, and changes nothing', () => {
       const aliceToken = await token('alice', ['repository:team-a/x:pull,push', 'repository:shared/app:pull']);
       const res = await req('POST', `/v2/team-a/x/blobs/uploads/?mount=${shared}&from=shared/app`, bearer(aliceToken));
       assert.equal(res.status, 201, res.body.toString());
-      assert.equal(header(res, 'location'), `/v2/team-a/x/blobs/${shared}`);
+      assert.equal(headerOf(res, 'location'), `/v2/team-a/x/blobs/${shared}`);
       assert.equal(await registry.registry.metadata.isBlobLinked('team-a/x', shared), true);
       assert.equal((await req('DELETE', `/v2/team-a/x/blobs/${shared}`, as('admin'))).status, 202);
     });
@@ -630,7 +613,7 @@ describe('access control refuses, and changes nothing', () => {
         assert.equal(res.status, 200, res.body.toString());
         const answer = JSON.parse(res.body.toString()) as { token: string; scope: string };
         assert.equal(answer.scope, '', `${name}: ${answer.scope}`);
-        assert.deepEqual(claims(answer.token).access, [], name);
+        assert.deepEqual(jwtClaims(answer.token).access, [], name);
       }
     });
   });

@@ -201,3 +201,19 @@ export function requestText(method: string, path: string, headers: Record<string
   return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
 
+/** The JWT payload, unverified (tests read what a token claims). */
+export function jwtClaims(token: string): { sub?: string; aud?: string; iss?: string; exp?: number; access?: unknown; [claim: string]: unknown } {
+  return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as { sub?: string };
+}
+
+export function headerOf(res: RawResponse, name: string): string | undefined {
+  const value = res.headers[name.toLowerCase()];
+  return Array.isArray(value) ? value.join(', ') : value;
+}
+
+/** status, a JSON content type, and errors[0].code. */
+export function expectRefusal(res: RawResponse, status: number, code: string, what = ''): void {
+  assert.equal(res.status, status, `${what} status (body ${res.body.toString().slice(0, 300)})`);
+  assert.match(headerOf(res, 'content-type') ?? '', /^application\/json/, `${what} content type`);
+  assertErrorBody(res.body, code);
+}
