@@ -1,7 +1,7 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from 'node:util';
 
-export const CASES = ['push', 'blob-get', 'manifest-get', 'sync', 'copy-big', 'pull', 'stalled-readers', 'mirror', 'auth'] as const;
+export const CASES = ['push', 'blob-get', 'manifest-get', 'sync', 'copy-big', 'pull', 'stalled-readers', 'mirror', 'auth', 'gc'] as const;
 export type CaseId = (typeof CASES)[number];
 
 export interface Options {

@@ -11,6 +11,7 @@ import { hasCommand } from '../src/testing/peers.ts';
 import { authCase } from './cases/auth.ts';
 import { blobGetCase } from './cases/blob-get.ts';
 import { copyBigCase } from './cases/copy-big.ts';
+import { gcCase } from './cases/gc.ts';
 import { manifestGetCase } from './cases/manifest-get.ts';
 import { mirrorCase } from './cases/mirror.ts';
 import { pullCase } from './cases/pull.ts';
@@ -44,6 +45,7 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   'stalled-readers': { needs: ['docker-registry'], run: stalledReadersCase },
   mirror: { needs: ['skopeo', 'docker-registry'], run: mirrorCase },
   auth: { needs: ['skopeo', 'docker-registry', 'wrk'], run: authCase },
+  gc: { needs: ['wrk', 'cp'], run: gcCase },
 };
 
 async function main(): Promise<number> {

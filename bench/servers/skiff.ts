@@ -1,6 +1,7 @@
 /**
  * `skiff serve` on a loopback port with a fresh data directory and default settings; `serveArgs`
- * adds flags (`--proxy <url>` for a mirror).
+ * adds flags (`--proxy <url>` for a mirror). `options.data` serves an existing data directory
+ * instead (the gc case's prepared copy); like a fresh one, it is removed when the server stops.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -11,8 +12,8 @@ import type { SkiffCli } from './skiff-cli.ts';
 
 let counter = 0;
 
-export async function startSkiff(cli: SkiffCli, runDir: string, extraNodeFlags: string[] = [], serveArgs: string[] = []): Promise<Server> {
-  const data = join(runDir, `skiff-data-${++counter}`);
+export async function startSkiff(cli: SkiffCli, runDir: string, extraNodeFlags: string[] = [], serveArgs: string[] = [], options: { data?: string } = {}): Promise<Server> {
+  const data = options.data ?? join(runDir, `skiff-data-${++counter}`);
   await mkdir(data, { recursive: true });
   const port = await freePort();
   const host = `127.0.0.1:${port}`;

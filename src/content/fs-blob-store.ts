@@ -37,6 +37,8 @@ const WANTED_MARK_MS = 24 * 3600_000;
 export class FsBlobStore implements BlobStore {
   private readonly hashes = new Map<string, HashState>();
   readonly locks = new KeyedMutex();
+  /** The collector's trash directory, made once. */
+  private trashReady: Promise<void> | undefined;
 
   readonly root: string;
 
@@ -233,13 +235,18 @@ export class FsBlobStore implements BlobStore {
    * moved (a writer's touch just before the move shows there), or undefined when it was not there.
    */
   async quarantine(digest: Digest): Promise<number | undefined> {
-    await mkdir(join(this.root, 'gc-trash'), { recursive: true });
-    try {
-      await rename(this.blobPath(digest), this.trashPath(digest));
-      return (await stat(this.trashPath(digest))).mtimeMs;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw storageError(error, `moving blob ${digest} aside`);
+    for (let attempt = 0; ; attempt++) {
+      this.trashReady ??= mkdir(join(this.root, 'gc-trash'), { recursive: true }).then(() => undefined);
+      await this.trashReady;
+      try {
+        await rename(this.blobPath(digest), this.trashPath(digest));
+        return (await stat(this.trashPath(digest))).mtimeMs;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw storageError(error, `moving blob ${digest} aside`);
+        // The blob is gone, or the trash directory is (removed by hand since): make it again once.
+        if (attempt > 0 || (await this.stat(digest)) === undefined) return undefined;
+        this.trashReady = undefined;
+      }
     }
   }
 

@@ -20,7 +20,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setImmediate as yieldToIo } from 'node:timers/promises';
+import { setImmediate as yieldToIo, setTimeout as sleep } from 'node:timers/promises';
 import { describe, test, type TestContext } from 'node:test';
 import type { FsBlobStore } from '../../../src/content/fs-blob-store.ts';
 import type { Digest } from '../../../src/digest/digest.ts';
@@ -144,7 +144,11 @@ async function race(registry: TestRegistry, grace: number, seconds: number, labe
       counts.gcDeleted += report.collect.deleted.length;
       counts.gcRevived += report.collect.revived;
       counts.gcRecovered += report.collect.recovered;
-      await yieldToIo(); // let the requests in between cycles
+      // With grace 0 a cycle takes every blob whose manifest has not arrived yet, and a push (four
+      // blobs and a manifest, eight workers on two cores) spans a few hundred ms: cycles 0.2–0.6 s
+      // apart let about two pushes in three through, so the race has acknowledged images to check.
+      if (grace === 0) await sleep(200 + Math.random() * 400);
+      else await yieldToIo(); // let the requests in between cycles
     }
   })();
 
