@@ -1,10 +1,7 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
 import { humanSize } from '../images/human.ts';
 import { tabwrite } from '../images/tabwriter.ts';
-import { resolveServeConfig } from '../server/config.ts';
-import { runGcCycle, type GcCycleReport } from '../server/gc/cycle.ts';
-import { openCollector } from '../server/gc/open-collector.ts';
+import type { GcCycleReport } from '../server/gc/cycle.ts';
 
 /**
  * `skiff gc`: one collection cycle against a data directory, safe beside a running `skiff serve`.
@@ -21,6 +18,13 @@ export function registerGc(program: Command): void {
     .option('--no-sweep', 'skip the walk of the blob files for ones no metadata knows')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default warn)')
     .action(async (options: { data?: string; config?: string; grace?: string; dryRun?: boolean; sweep: boolean; logLevel?: string }) => {
+      // The server's modules load only when gc runs, not for every command's help.
+      const [{ pino }, { resolveServeConfig }, { runGcCycle }, { openCollector }] = await Promise.all([
+        import('pino'),
+        import('../server/config.ts'),
+        import('../server/gc/cycle.ts'),
+        import('../server/gc/open-collector.ts'),
+      ]);
       const config = await resolveServeConfig({ data: options.data, gc: options.grace !== undefined ? { grace: options.grace } : undefined }, options.config);
       const log = pino({ level: options.logLevel ?? 'warn' }, pino.destination(2));
       const opened = await openCollector(config.data, log);

@@ -67,8 +67,11 @@ const program = new Command('skiff')
   .configureOutput({ outputError: (text, write) => write(commanderErrorLine(text)) });
 
 try {
-  const word = process.argv.slice(2).find((arg) => !arg.startsWith('-'));
-  for (const [, , load] of chooseCommands(process.argv.slice(2))) (await load())(program);
+  const args = process.argv.slice(2);
+  const word = args.find((arg) => !arg.startsWith('-'));
+  // `skiff --version` needs no command's module: the root program answers it.
+  const versionOnly = args.length === 1 && (args[0] === '--version' || args[0] === '-V');
+  if (!versionOnly) for (const [, , load] of chooseCommands(args)) (await load())(program);
   await program.parseAsync(process.argv);
   if (word === undefined || !KEEPS_RUNNING.has(word)) exitIfStillRunning();
 } catch (error) {

@@ -1,7 +1,4 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { resolveServeConfig } from '../server/config.ts';
-import { startRegistry } from '../server/serve.ts';
 
 /** `skiff serve`: flags → config → startRegistry; SIGTERM/SIGINT drain in-flight requests. */
 export function registerServe(program: Command): void {
@@ -34,6 +31,9 @@ export function registerServe(program: Command): void {
     .option('--gc-grace <duration>', 'a blob stays this long after it last became unreferenced or was pushed (default 24h)')
     .option('--insecure-http', 'allow authentication over plain HTTP on a non-loopback address (TLS ends at a proxy in front)')
     .action(async (options: Record<string, string | boolean | undefined>, command: Command) => {
+      // Loaded here, not at the top: `skiff --help` loads every command's module, and the server's
+      // (auth, jose, bcrypt, the collector) cost ~100 ms of every other command's start-up.
+      const [{ pino }, { resolveServeConfig }, { startRegistry }] = await Promise.all([import('pino'), import('../server/config.ts'), import('../server/serve.ts')]);
       // commander reports defaults for --no-delete; only pass what the user actually typed.
       const typed = (key: string) => command.getOptionValueSource(key) === 'cli';
       const config = await resolveServeConfig(
