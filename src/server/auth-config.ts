@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { AccessPolicy, type AccessConfig } from '../auth/access-policy.ts';
+import { AccessPolicy } from '../auth/access-policy.ts';
 import { Htpasswd } from '../auth/htpasswd.ts';
 import { DEFAULT_LOGIN_LIMITS, MemoryLoginLimiter, type LoginLimits } from '../auth/login-limiter.ts';
 import { loadSigningKey } from '../auth/signing-key.ts';
@@ -8,6 +8,7 @@ import { TokenIssuer } from '../auth/token-issuer.ts';
 import { TokenVerifier } from '../auth/token-verifier.ts';
 import { TrustBundle } from '../auth/trust-bundle.ts';
 import { AccessControl } from './access-control.ts';
+import type { ServeConfig } from './config.ts';
 import { parseDuration } from './units.ts';
 
 /** `token:` — the built-in token service. */
@@ -33,16 +34,7 @@ export interface ExternalTokenConfig {
 }
 
 /** The parts of the serve config that decide authentication. */
-export interface AuthSettings {
-  htpasswd?: string;
-  authScheme?: 'token' | 'basic';
-  anonymousPull?: boolean;
-  token?: Partial<TokenServiceConfig>;
-  externalToken?: ExternalTokenConfig;
-  access?: AccessConfig;
-  failedLogins?: LoginLimits;
-  tlsCert?: string;
-}
+export type AuthSettings = Pick<ServeConfig, 'htpasswd' | 'authScheme' | 'anonymousPull' | 'token' | 'externalToken' | 'access' | 'failedLogins' | 'tlsCert'>;
 
 type Parsed<T> = { value: T } | { problem: string };
 
