@@ -1,6 +1,6 @@
 import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
-import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
+import { createReadStream, createWriteStream, type Stats, type WriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
@@ -73,8 +73,13 @@ export class FsBlobStore implements BlobStore {
   }
 
   async stat(digest: Digest): Promise<number | undefined> {
+    return (await this.fileStats(digest))?.size;
+  }
+
+  /** The blob file's stats, or undefined when there is no such file. */
+  private async fileStats(digest: Digest): Promise<Stats | undefined> {
     try {
-      return (await stat(this.blobPath(digest))).size;
+      return await stat(this.blobPath(digest));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
@@ -295,12 +300,7 @@ export class FsBlobStore implements BlobStore {
 
   /** When the blob's file was last written (ms since the epoch), or undefined when absent. */
   async modifiedAt(digest: Digest): Promise<number | undefined> {
-    try {
-      return (await stat(this.blobPath(digest))).mtimeMs;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw error;
-    }
+    return (await this.fileStats(digest))?.mtimeMs;
   }
 
   /** @internal hash bookkeeping shared with FsIngest */

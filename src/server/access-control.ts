@@ -165,11 +165,8 @@ export class AccessControl {
 
   private decideForUser(req: IncomingMessage, user: string | undefined, need: Need, authenticated: boolean): Caller {
     const policy = this.options.policy;
-    const caller: Caller = {
-      user,
-      mayPull: (policyName) => policy.allows(user, policyName, 'pull'),
-      mayList: (policyName) => policy.allows(user, policyName, 'pull'),
-    };
+    const mayPull = (policyName: string): boolean => policy.allows(user, policyName, 'pull');
+    const caller: Caller = { user, mayPull, mayList: mayPull };
     // docker and podman login probe /v2/ and take a 200 as "these credentials work": anonymous
     // requests must be challenged there, whatever anonymous may pull.
     if (need.kind === 'base' || need.kind === 'catalog') {

@@ -80,6 +80,11 @@ CREATE TABLE IF NOT EXISTS uploads (
 ) WITHOUT ROWID;
 `;
 
+/** A digest (?1) some repository links, some manifest references, or is stored as a manifest. */
+const LINKED_OR_REFERENCED = `EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
+  OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
+  OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)`;
+
 interface UploadRow {
   id: string;
   repository: string;
@@ -383,9 +388,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async unreferencedBlobs(candidates: Digest[]): Promise<Digest[]> {
     const used = this.sql(
-      `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
-          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
-          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)`,
+      `SELECT 1 WHERE ${LINKED_OR_REFERENCED}`,
     );
     return candidates.filter((digest) => used.get(digest) === undefined);
   }
@@ -515,10 +518,7 @@ export class SqliteMetadataStore implements MetadataStore {
   async gcSettle(digests: Digest[]): Promise<{ revived: Digest[]; gone: Digest[] }> {
     if (digests.length === 0) return { revived: [], gone: [] };
     const back = this.sql(
-      `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
-          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
-          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
-          OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = ?1)`,
+      `SELECT 1 WHERE ${LINKED_OR_REFERENCED} OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = ?1)`,
     );
     return this.transaction(() => {
       const revived: Digest[] = [];
@@ -533,9 +533,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async gcUnknown(digests: Digest[]): Promise<Digest[]> {
     const known = this.sql(
-      `SELECT 1 WHERE EXISTS (SELECT 1 FROM blob_links WHERE digest = ?1)
-          OR EXISTS (SELECT 1 FROM manifest_references WHERE child = ?1)
-          OR EXISTS (SELECT 1 FROM manifests WHERE digest = ?1)
+      `SELECT 1 WHERE ${LINKED_OR_REFERENCED}
           OR EXISTS (SELECT 1 FROM cache_blobs WHERE digest = ?1)
           OR EXISTS (SELECT 1 FROM gc_review WHERE digest = ?1)
           OR EXISTS (SELECT 1 FROM gc_trash WHERE digest = ?1)`,
