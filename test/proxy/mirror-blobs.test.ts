@@ -150,9 +150,13 @@ describe('mirror blobs', () => {
     assert.equal(head.headers['docker-content-digest'], descriptor.digest);
     assert.equal(upstreamHeads(descriptor.digest).length, 0);
     assert.equal(upstreamGets(descriptor.digest).length, 1);
-    // The fill the HEAD started goes on into the cache.
-    for (let i = 0; i < 100 && (await mirror.registry.blobs.stat(descriptor.digest)) === undefined; i++) await new Promise((r) => setTimeout(r, 20));
+    // The fill the HEAD started goes on into the cache: its file, then its link in the cached
+    // repository (a GET between the two would rightly ask the upstream whether it has the blob).
+    const canonical = mirror.registry.policyName('lib/head');
+    const cached = async (): Promise<boolean> => (await mirror.registry.blobs.stat(descriptor.digest)) !== undefined && (await mirror.registry.metadata.isBlobLinked(canonical, descriptor.digest));
+    for (let i = 0; i < 100 && !(await cached()); i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(await mirror.registry.blobs.stat(descriptor.digest), data.length);
+    assert.ok(await mirror.registry.metadata.isBlobLinked(canonical, descriptor.digest), `linked in ${canonical}`);
     const got = await fetchBytes(`${base}/v2/lib/head/blobs/${descriptor.digest}`);
     assert.deepEqual([got.status, got.digest], [200, descriptor.digest]);
     assert.equal(upstreamGets(descriptor.digest).length, 1);
