@@ -10,10 +10,11 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 
 const SRC = fileURLToPath(new URL('../src/', import.meta.url));
-const BASE = ['digest', 'reference', 'oci', 'errors'];
+const BASE = ['digest', 'reference', 'oci', 'errors', 'platform'];
 const ALLOWED: Record<string, string[]> = {
   digest: ['errors'],
   errors: [],
+  platform: [],
   reference: ['digest', 'errors'],
   oci: ['digest', 'errors', 'reference'],
   content: BASE,

@@ -1,4 +1,6 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import { http, https } from '../platform/node-http.ts';
+import type { Agent as HttpAgent } from 'node:http';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
@@ -180,33 +182,29 @@ function watchThroughput(message: IncomingMessage, rules: StallRules, describe: 
 export class NodeHttpTransport implements Transport {
   private readonly options: NodeTransportOptions;
   private readonly stall: StallRules;
-  private readonly http: HttpAgent;
+  private readonly httpAgent: HttpAgent;
   private httpsAgent: HttpsAgent | undefined;
 
   constructor(options: NodeTransportOptions = {}) {
     this.options = options;
     this.stall = resolveStallRules(options);
-    this.http = new HttpAgent(this.agentOptions());
+    this.httpAgent = new http.Agent(this.agentOptions());
   }
 
   private agentOptions() {
     return { keepAlive: true, keepAliveMsecs: this.options.keepAliveMs ?? 30_000, maxSockets: this.options.connections ?? 16, scheduling: 'lifo' as const };
   }
 
-  /** node:https (and TLS with it) loads on the first https request: loopback runs never pay for it. */
-  private https(): typeof import('node:https') {
-    return process.getBuiltinModule('node:https');
-  }
-
   private httpsAgentFor(): HttpsAgent {
-    this.httpsAgent ??= new (this.https().Agent)({ ...this.agentOptions(), ...(this.options.ca ? { ca: this.options.ca } : {}) });
+    // node:https (and TLS with it) loads on the first https request: loopback runs never pay for it.
+    this.httpsAgent ??= new (https().Agent)({ ...this.agentOptions(), ...(this.options.ca ? { ca: this.options.ca } : {}) });
     return this.httpsAgent;
   }
 
   request(request: TransportRequest): Promise<TransportResponse> {
     const url = new URL(request.origin);
     const secure = url.protocol === 'https:';
-    const send = secure ? this.https().request : httpRequest;
+    const send = secure ? https().request : http.request;
     const describe = `${request.method} ${url.host}${request.path.split('?')[0]}`;
     return new Promise<TransportResponse>((resolve, reject) => {
       let bodyError: unknown;
@@ -217,7 +215,7 @@ export class NodeHttpTransport implements Transport {
         method: request.method,
         path: request.path,
         headers: request.headers ?? {},
-        agent: secure ? this.httpsAgentFor() : this.http,
+        agent: secure ? this.httpsAgentFor() : this.httpAgent,
         timeout: this.stall.idleTimeoutMs,
         ...(request.signal ? { signal: request.signal } : {}),
       });
@@ -255,7 +253,7 @@ export class NodeHttpTransport implements Transport {
   }
 
   async close(): Promise<void> {
-    this.http.destroy();
+    this.httpAgent.destroy();
     this.httpsAgent?.destroy();
   }
 }

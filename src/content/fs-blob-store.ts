@@ -2,7 +2,7 @@ import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type Stats, type WriteStream } from 'node:fs';
 import { link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
-import { ServerResponse } from 'node:http';
+import { http } from '../platform/node-http.ts';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
@@ -95,7 +95,7 @@ export class FsBlobStore implements BlobStore {
     const handle = await this.openBlob(digest);
     // Lending is safe only where a write's callback means the bytes left our memory (a socket,
     // an HTTP response); other Writables (a PassThrough, a tee) may still hold the chunk.
-    const lend = destination instanceof ServerResponse || destination instanceof Socket;
+    const lend = destination instanceof http.ServerResponse || destination instanceof Socket;
     const take = (wanted: number) => (lend ? this.sendBuffers.take(wanted) : Buffer.allocUnsafe(Math.min(READ_CHUNK, wanted)));
     const giveBack = (buffer: Buffer): void => {
       if (lend) this.sendBuffers.give(buffer);

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { ServerResponse } from 'node:http';
+import { http } from '../platform/node-http.ts';
 import { Socket } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import type { FsBlobStore } from '../content/fs-blob-store.ts';
@@ -189,7 +189,7 @@ class FillSource implements BlobSource {
     }
     if (!cursor) return this.store.copyTo(this.digest, destination, range);
     // Lending is safe only where a write's callback means the bytes left our memory (see FsBlobStore.copyTo).
-    const buffers = destination instanceof ServerResponse || destination instanceof Socket ? this.store.sendBuffers : undefined;
+    const buffers = destination instanceof http.ServerResponse || destination instanceof Socket ? this.store.sendBuffers : undefined;
     const gone = new AbortController();
     const onClose = (): void => gone.abort(new Error('the destination closed before the blob was sent'));
     destination.once('close', onClose);

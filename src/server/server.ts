@@ -1,5 +1,5 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { http, https } from '../platform/node-http.ts';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import type { ServeConfig } from './config.ts';
@@ -117,7 +117,7 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
   }
 
   const inOrder = new InOrder();
-  const create = tls ? (options: object, listener: (req: IncomingMessage, res: ServerResponse) => void) => createHttpsServer({ ...options, ...tls }, listener) : createServer;
+  const create = tls ? (options: object, listener: (req: IncomingMessage, res: ServerResponse) => void) => https().createServer({ ...options, ...tls }, listener) : http.createServer;
   const server: Server = create(
     {
       // No total request time: a 10 GiB push over a slow link must finish. Stalls are cut by the
