@@ -29,6 +29,31 @@ metadataSuite('SqliteMetadataStore', async () => {
 });
 
 describe('SqliteMetadataStore specifics', () => {
+  test('blob-push bookkeeping commits relaxed, and every other write is FULL again after it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const store = new SqliteMetadataStore(join(dir, 'metadata.db'));
+    // The pragma is per connection: read it on the store's own (2 = FULL, 1 = NORMAL).
+    const level = () => (store as unknown as { db: DatabaseSync }).db.prepare('PRAGMA synchronous').get()?.synchronous;
+    try {
+      assert.equal(level(), 2);
+      const session = { id: '6f1c2a9e-0000-4000-8000-000000000001', repository: 'app', offset: 0, startedAt: 1, updatedAt: 1 };
+      await store.createUpload(session);
+      assert.equal(level(), 2);
+      await store.setUploadOffset(session.id, 5);
+      await store.linkBlob('app', digestOf('layer'), 5);
+      await store.deleteUpload(session.id);
+      assert.equal(level(), 2);
+      // A failing relaxed write restores FULL too.
+      await store.createUpload(session);
+      await assert.rejects(store.createUpload(session)); // the same id twice
+      assert.equal(level(), 2);
+      assert.equal(await store.isBlobLinked('app', digestOf('layer')), true);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a failed transaction leaves no partial manifest behind', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
     const store = new SqliteMetadataStore(join(dir, 'metadata.db'));
