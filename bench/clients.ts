@@ -1,4 +1,4 @@
-/** The client commands the sync, copy and pull cases time: `skiff sync`/`skiff pull` and their skopeo counterparts. */
+/** The client commands the startup, sync, copy and pull cases time: `skiff --version`/`sync`/`pull` and their skopeo counterparts. */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { BenchImage } from './gen/sets.ts';

@@ -22,8 +22,12 @@ export interface Row {
   skiff: Series;
   peerName: string;
   peer: Series;
-  /** The machine's limit in the row's unit (a rate for rates, the least possible time for times). */
-  limit?: { name: string; value: number; samples?: number[] };
+  /**
+   * The machine's limit in the row's unit (a rate for rates, the least possible time for times).
+   * `stages`: for a floor built from several stages (loopback, sha256, fsync write), each one's time;
+   * `value` is the slowest.
+   */
+  limit?: { name: string; value: number; samples?: number[]; stages?: Record<string, number> };
   /** Set when skiff cannot be measured yet (e.g. the mirror). */
   status?: string;
   note?: string;

@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --quick] [-- --only case,…]`: skiff side by side with the CNCF registry, skopeo
- * and the machine's limits, in one run on this machine (issue #5). Writes bench/results/latest.md
+ * and the machine's limits, in one run on this machine (issues #5, #14). Writes bench/results/latest.md
  * and latest.json and prints the table.
  */
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -17,11 +17,12 @@ import { mirrorCase } from './cases/mirror.ts';
 import { pullCase } from './cases/pull.ts';
 import { pushCase } from './cases/push.ts';
 import { stalledReadersCase } from './cases/stalled-readers.ts';
+import { startupCase } from './cases/startup.ts';
 import { syncCase } from './cases/sync.ts';
 import { installSignalHandlers, onCleanup, runCleanup } from './cleanup.ts';
 import { Context } from './context.ts';
 import { cacheRoot } from './gen/sets.ts';
-import { ddWriteMBps, sha256MBps } from './measure/limits.ts';
+import { clientLimits, ddWriteMBps, sha256MBps } from './measure/limits.ts';
 import { series, type Row } from './model.ts';
 import { parseOptions, type CaseId } from './options.ts';
 import { evaluate } from './report/evaluate.ts';
@@ -39,9 +40,11 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   push: { needs: ['skopeo', 'docker-registry', 'sync'], run: pushCase },
   'blob-get': { needs: ['skopeo', 'docker-registry', 'nginx', 'curl'], run: blobGetCase },
   'manifest-get': { needs: ['skopeo', 'docker-registry', 'wrk'], run: manifestGetCase },
-  sync: { needs: ['skopeo', 'docker-registry'], run: syncCase },
-  'copy-big': { needs: ['skopeo', 'docker-registry'], run: copyBigCase },
-  pull: { needs: ['skopeo', 'docker-registry'], run: pullCase },
+  startup: { needs: [], run: startupCase },
+  // curl: the loopback floor of the client rows.
+  sync: { needs: ['skopeo', 'docker-registry', 'curl'], run: syncCase },
+  'copy-big': { needs: ['skopeo', 'docker-registry', 'curl'], run: copyBigCase },
+  pull: { needs: ['skopeo', 'docker-registry', 'curl'], run: pullCase },
   'stalled-readers': { needs: ['docker-registry'], run: stalledReadersCase },
   mirror: { needs: ['skopeo', 'docker-registry'], run: mirrorCase },
   auth: { needs: ['skopeo', 'docker-registry', 'wrk'], run: authCase },
@@ -68,6 +71,7 @@ async function main(): Promise<number> {
   if (machine.loadStart[0]! > 0.5) skiff.warnings.push(`load average ${machine.loadStart[0]!.toFixed(2)} at start: something else is using this ${machine.nproc}-core machine`);
   const ctx = new Context(options, runDir, skiff, log);
 
+  // The client cases add the loopback transfer and a bare Node start (measure/limits.ts) when they first need them.
   log('limits: sha256 (openssl speed), disk write (dd conv=fdatasync)');
   try {
     ctx.limits.sha256MBps = await sha256MBps();
@@ -102,7 +106,7 @@ async function main(): Promise<number> {
     mode: options.quick ? 'quick run (--quick)' : 'full run',
     rounds: options.rounds,
     bigMiB: options.bigMiB,
-    limits: ctx.limits,
+    limits: { ...ctx.limits, ...clientLimits },
     warnings: skiff.warnings,
     seconds: (performance.now() - started) / 1000,
   };

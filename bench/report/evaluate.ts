@@ -1,7 +1,7 @@
 /** Turns a row's samples into the numbers the table shows: medians, ratio, % of limit, pass/fail. */
 import type { Row } from '../model.ts';
 import { summarize, type Summary } from '../stats.ts';
-import { TARGETS } from './targets.ts';
+import { targetFor } from './targets.ts';
 
 export interface Evaluated {
   row: Row;
@@ -13,7 +13,9 @@ export interface Evaluated {
   skiffOfLimit?: number;
   peerOfLimit?: number;
   target?: string;
+  /** Unset for a row without a target, or with a report-only one (`reportOnly`). */
   pass?: boolean;
+  reportOnly?: boolean;
 }
 
 function ofLimit(row: Row, median: number | undefined): number | undefined {
@@ -28,8 +30,8 @@ export function evaluate(row: Row): Evaluated {
   const ratio = skiff && peer && peer.median > 0 ? skiff.median / peer.median : undefined;
   const skiffOfLimit = ofLimit(row, skiff?.median);
   const peerOfLimit = ofLimit(row, peer?.median);
-  const target = TARGETS[row.id];
-  const pass = target?.pass(ratio, skiffOfLimit, skiff);
+  const target = targetFor(row.id);
+  const pass = target?.pass?.(ratio, skiffOfLimit, skiff);
   return {
     row,
     ...(skiff ? { skiff } : {}),
@@ -39,5 +41,6 @@ export function evaluate(row: Row): Evaluated {
     ...(peerOfLimit !== undefined ? { peerOfLimit } : {}),
     ...(target ? { target: target.text } : {}),
     ...(pass !== undefined ? { pass } : {}),
+    ...(target && !target.pass ? { reportOnly: true } : {}),
   };
 }
