@@ -11,6 +11,7 @@ import { ClientError, adviceFor, describeNetworkError, parseErrorBody } from './
 import { DEFAULT_RETRY, backoffDelay, isRetryableStatus, parseRetryAfter, sleep, type RetryPolicy } from './retry.ts';
 import { TokenCache } from './token-cache.ts';
 import { ERROR_BODY_LIMIT, readBody } from './read-body.ts';
+import { BlobDownload } from './blob-download.ts';
 import { NodeHttpTransport, StalledError, type Transport, type TransportResponse } from './transport.ts';
 
 export interface Credentials {
@@ -343,54 +344,19 @@ export class RegistryClient {
    * commit), resuming with `Range` after a broken connection. Never yields past the descriptor's size.
    */
   openBlobFrom(repository: string, descriptor: Descriptor, offset: number, signal?: AbortSignal): Readable {
-    const client = this;
     const path = `/v2/${repository}/blobs/${descriptor.digest}`;
-    async function* chunks(): AsyncGenerator<Buffer> {
-      let received = offset;
-      let stalls = 0;
-      for (let attempt = 1; received < descriptor.size || (descriptor.size === 0 && attempt === 1); attempt++) {
-        const headers: Record<string, string> = received > 0 ? { range: `bytes=${received}-` } : {};
-        const res = await client.send('GET', path, { repository, expect: [200, 206], headers, ...(signal ? { signal } : {}) });
-        let skip = received > 0 && res.statusCode === 200 ? received : 0; // the server ignored Range
-        const before = received;
-        try {
-          for await (const chunk of res.body as AsyncIterable<Buffer>) {
-            let piece = chunk;
-            if (skip > 0) {
-              const drop = Math.min(skip, piece.length);
-              piece = piece.subarray(drop);
-              skip -= drop;
-            }
-            if (piece.length === 0) continue;
-            if (received + piece.length > descriptor.size) {
-              res.body.destroy();
-              throw new ClientError(`${client.describe('GET', path)}: the blob is longer than its ${descriptor.size} bytes`, { status: res.statusCode, registry: client.registry, code: 'SIZE_INVALID' });
-            }
-            received += piece.length;
-            yield piece;
-          }
-          if (received < descriptor.size) throw new Error(`the response ended at byte ${received} of ${descriptor.size}`);
-          return;
-        } catch (error) {
-          if (error instanceof ClientError || signal?.aborted) throw error;
-          // A stall that moved nothing counts towards giving up early (see send); progress resets it.
-          stalls = error instanceof StalledError && received - before < 64 * 1024 ? stalls + 1 : 0;
-          if (attempt >= client.retry.attempts || stalls >= 2) {
-            const reason = error instanceof StalledError ? error.reason : `the connection broke after byte ${received} of ${descriptor.size} (${(error as Error).message}${(error as NodeJS.ErrnoException).code ? `, ${(error as NodeJS.ErrnoException).code}` : ''})`;
-            throw new ClientError(`${client.describe('GET', path)}: ${reason}; gave up after ${attempt} attempts; try again later`, { status: 0, registry: client.registry, cause: error });
-          }
-          await sleep(backoffDelay(client.retry, attempt), signal);
-        }
-      }
-    }
-    async function* marked(): AsyncGenerator<Buffer> {
-      try {
-        yield* chunks();
-      } catch (error) {
-        throw markSourceFailure(error); // what a reader sees is final: the retries happened here
-      }
-    }
-    return Readable.from(marked(), { objectMode: false });
+    const fetchFrom = (from: number) =>
+      this.send('GET', path, { repository, expect: [200, 206], headers: from > 0 ? { range: `bytes=${from}-` } : {}, ...(signal ? { signal } : {}) });
+    return new BlobDownload(fetchFrom, {
+      size: descriptor.size,
+      offset,
+      retry: this.retry,
+      what: this.describe('GET', path),
+      registry: this.registry,
+      // What a reader sees is final: the retries happened in the download.
+      onFailure: markSourceFailure,
+      ...(signal ? { signal } : {}),
+    });
   }
 
   /** Cross-repository mount; true when the registry mounted it (201). */
