@@ -22,6 +22,11 @@ export interface AppendOptions {
   onProgress?: (bytesThisAppend: number) => void;
   /** The ingest's size each time a chunk has been handed to the file (readers may read up to it). */
   onWritten?: (size: number) => void;
+  /**
+   * Sees every chunk as it is written (a digester measuring a layer on the way in); when `write`
+   * returns false the append waits for `drained()` before taking more.
+   */
+  tap?: { write(chunk: Buffer): boolean; drained(): Promise<void> };
 }
 
 /**

@@ -237,8 +237,7 @@ export class Puller {
         // once committed.
         const thread = blob.size >= OFF_THREAD_LAYER_BYTES ? { thread: this.decodeThread } : {};
         const digester = isLayer && offset === 0 ? new LayerDigester({ identity: blob.digest, ...thread }) : undefined;
-        const received = client.openBlobFrom(ref.path, blob, offset, options.signal);
-        const source = digester ? Readable.from(digester.pass(received), { objectMode: false }) : received;
+        const source = client.openBlobFrom(ref.path, blob, offset, options.signal);
         // Progress is counted by the writer: a 'data' listener here would start the stream
         // flowing before the writer is attached, and lose bytes.
         const onProgress = (written: number) => {
@@ -250,7 +249,7 @@ export class Puller {
           }
         };
         try {
-          await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, ...(options.signal ? { signal: options.signal } : {}) });
+          await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, ...(digester ? { tap: digester } : {}), ...(options.signal ? { signal: options.signal } : {}) });
           layerEvent('Verifying Checksum');
           const measuring = digester?.end();
           measuring?.catch(() => undefined); // awaited below: a digest mismatch is the error to report first
