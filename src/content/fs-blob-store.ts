@@ -11,6 +11,7 @@ import { once } from 'node:events';
 import { ALGORITHMS, createDigester, isDigest, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { BlobNotFoundError, type AppendOptions, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
+import { EarlyWriteback } from './early-writeback.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import { SendBuffers } from './send-buffers.ts';
 import { guardStorage, storageError } from './storage-errors.ts';
@@ -360,6 +361,7 @@ class FsIngest implements Ingest {
       sink.on('error', (error) => {
         sinkError ??= error;
       });
+      const writeback = new EarlyWriteback();
       let failure: unknown;
       // An abort must end a source that is stalled between chunks, too.
       const onAbort = () => source.destroy(options.signal?.reason as Error);
@@ -382,7 +384,10 @@ class FsIngest implements Ingest {
                 if (!error) onWritten((landed += chunk.length));
               })
             : sink.write(chunk);
+          writeback.wrote((sink as WriteStream & { fd: number | null }).fd, chunk.length); // fd: set once open, untyped in @types/node
+          const tapped = options.tap?.write(chunk) ?? true;
           if (!accepted) await drained(sink, () => sinkError);
+          if (!tapped) await options.tap!.drained();
         }
       } catch (error) {
         failure = options.signal?.aborted ? options.signal.reason : error;
@@ -390,6 +395,7 @@ class FsIngest implements Ingest {
       } finally {
         options.signal?.removeEventListener('abort', onAbort);
       }
+      await writeback.idle(); // its fdatasync must not outlive the descriptor
       await closed(sink);
       // A storage failure outranks what it caused (a source destroyed after the sink broke).
       if (sinkError) throw storageError(sinkError, operation);
