@@ -77,15 +77,6 @@ export class LayerDigester {
     return this.sink?.drained() ?? Promise.resolve();
   }
 
-  /** Passes `source` on unchanged while writing it in, waiting whenever the decoder's queue is full. */
-  async *pass(source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
-    for await (const chunk of source) {
-      const more = this.write(chunk);
-      yield chunk;
-      if (!more) await this.drained();
-    }
-  }
-
   /** All bytes were written: the measurement, or the decoding failure. */
   async end(): Promise<LayerMeasurement> {
     if (this.ended) throw new Error('LayerDigester: end called twice');

@@ -8,6 +8,23 @@ import { DecodeThread } from '../../src/images/decode-thread.ts';
 import { decompressLayer } from '../../src/images/decompress.ts';
 import { LayerDigester } from '../../src/images/layer-digester.ts';
 import { seededBytes, tarOf } from '../../src/testing/images.ts';
+import { FsBlobStore } from '../../src/content/fs-blob-store.ts';
+import type { Ingest } from '../../src/content/store.ts';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+/** One ingest in a fresh blob store, and a reader of its file. */
+async function withIngest(work: (ingest: Ingest, read: () => Promise<Buffer>) => Promise<void>): Promise<void> {
+  const root = await mkdtemp(join(tmpdir(), 'skiff-tap-'));
+  try {
+    const store = await new FsBlobStore(root).init();
+    const ingest = await store.ingest('tap');
+    await work(ingest, () => readFile(store.ingestPath('tap')));
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+}
 
 const sha = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -83,7 +100,7 @@ describe('LayerDigester: DiffID and size from compressed bytes as they arrive', 
   }
 
   for (const [where, options] of backends) {
-    test(`pass() on ${where} passes every chunk on, in order, and measures them`, async () => {
+    test(`as an ingest's tap on ${where}, it measures every chunk written, in order, and the file holds them`, async () => {
       const tar = await tarOf([{ name: 'f', data: seededBytes(`digester-pass-${where}`, 2_500_000) }]);
       const bytes = gzipSync(tar, { level: 1 });
       // Odd-sized pieces, the first ones shorter than the magic.
@@ -94,31 +111,27 @@ describe('LayerDigester: DiffID and size from compressed bytes as they arrive', 
         pieces.push(bytes.subarray(offset, offset + size));
         offset += size;
       }
-      const digester = new LayerDigester(options);
-      const out: Buffer[] = [];
-      for await (const piece of digester.pass(Readable.from(pieces))) out.push(Buffer.from(piece));
-      assert.ok(Buffer.concat(out).equals(bytes), 'the bytes passed on are the bytes read');
-      assert.deepEqual(out.map((piece) => piece.length), pieces.map((piece) => piece.length), 'the same chunks, unchanged');
-      assert.deepEqual(await digester.end(), { diffId: `sha256:${sha(tar)}`, size: tar.length });
+      await withIngest(async (ingest, read) => {
+        const digester = new LayerDigester(options);
+        assert.equal(await ingest.append(Readable.from(pieces), { offset: 0, tap: digester }), bytes.length);
+        assert.ok((await read()).equals(bytes), 'the file holds the bytes read');
+        assert.deepEqual(await digester.end(), { diffId: `sha256:${sha(tar)}`, size: tar.length });
+      });
     });
 
-    test(`pass() on ${where}: a source that breaks still has everything it delivered passed on`, async () => {
+    test(`as an ingest's tap on ${where}: a source that breaks still has everything it delivered written and measured`, async () => {
       const bytes = gzipSync(seededBytes(`digester-break-${where}`, 1_500_000), { level: 1 });
       const delivered = 1_300_000;
       async function* breaking() {
         for (let offset = 0; offset < delivered; offset += 100_000) yield bytes.subarray(offset, Math.min(offset + 100_000, delivered));
         throw new Error('connection reset');
       }
-      const digester = new LayerDigester(options);
-      const out: Buffer[] = [];
-      await assert.rejects(
-        (async () => {
-          for await (const piece of digester.pass(breaking())) out.push(Buffer.from(piece));
-        })(),
-        /connection reset/,
-      );
-      assert.ok(Buffer.concat(out).equals(bytes.subarray(0, delivered)));
-      digester.destroy();
+      await withIngest(async (ingest, read) => {
+        const digester = new LayerDigester(options);
+        await assert.rejects(ingest.append(Readable.from(breaking()), { offset: 0, tap: digester }), /connection reset/);
+        assert.ok((await read()).equals(bytes.subarray(0, delivered)));
+        digester.destroy();
+      });
     });
   }
 
