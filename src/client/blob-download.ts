@@ -20,8 +20,13 @@ export interface BlobDownloadOptions {
   onFailure?: (error: Error) => unknown;
 }
 
-/** A reader may fall this far behind before the response is paused (it is resumed on demand). */
-const BUFFERED_BYTES = 1024 * 1024;
+/**
+ * Chunks (of up to 64 KiB, as the socket read them) a reader may fall behind before the response
+ * is paused; it is resumed on demand. Counted in chunks: the stream is in object mode so that a
+ * reader gets the response's own buffers one by one, never a fresh concatenation of them (which a
+ * byte-mode `read()` makes of whatever is buffered: a copy of every byte, and garbage).
+ */
+const BUFFERED_CHUNKS = 16;
 
 /**
  * A blob's bytes from an offset on, resuming with `Range` after a broken or stalled connection,
@@ -42,7 +47,7 @@ export class BlobDownload extends Readable {
   private finished = false;
 
   constructor(fetchFrom: FetchFrom, options: BlobDownloadOptions) {
-    super({ highWaterMark: BUFFERED_BYTES });
+    super({ objectMode: true, highWaterMark: BUFFERED_CHUNKS });
     this.fetchFrom = fetchFrom;
     this.options = options;
     this.received = options.offset;
