@@ -116,6 +116,55 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     }
   });
 
+  test('a resumed download from a server that ignores Range skips the bytes it already has', async () => {
+    const data = seededBytes('ignores-range', 300 * 1024);
+    const digest = digestOf(data);
+    let requests = 0;
+    const { server, host } = await listen((_req, res) => {
+      requests++;
+      res.writeHead(200, { 'content-length': data.length }); // Range or not: the whole blob
+      if (requests === 1) {
+        res.write(data.subarray(0, 123_457));
+        setTimeout(() => res.destroy(), 20);
+      } else res.end(data);
+    });
+    const client = new RegistryClient({ registry: host, retry: fast });
+    try {
+      const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('r', { mediaType: 'x/y', digest, size: data.length }) as AsyncIterable<Buffer>));
+      assert.equal(bytes.length, data.length);
+      assert.equal(digestOf(bytes), digest);
+      assert.equal(requests, 2);
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
+  test('a download that keeps breaking gives up after its attempts, naming where it broke', async () => {
+    const data = seededBytes('keeps-breaking', 200 * 1024);
+    let requests = 0;
+    const { server, host } = await listen((req, res) => {
+      requests++;
+      const start = req.headers.range ? Number(/bytes=(\d+)-/.exec(req.headers.range)![1]) : 0;
+      res.writeHead(start ? 206 : 200, { 'content-length': data.length - start });
+      res.write(data.subarray(start, start + 1000));
+      setTimeout(() => res.destroy(), 10);
+    });
+    const client = new RegistryClient({ registry: host, retry: fast });
+    try {
+      const download = client.openBlobFrom('r', { mediaType: 'x/y', digest: digestOf(data), size: data.length }, 0);
+      await assert.rejects(Array.fromAsync(download as AsyncIterable<Buffer>), (error: Error) => {
+        assert.match(error.message, /the connection broke after byte \d+ of 204800/);
+        assert.match(error.message, new RegExp(`gave up after ${fast.attempts} attempts`));
+        return true;
+      });
+      assert.equal(requests, fast.attempts);
+    } finally {
+      await client.close();
+      server.close();
+    }
+  });
+
   test('503 and 429 with Retry-After are retried; 404 is not', async () => {
     let calls = 0;
     const { server, host } = await listen((req, res) => {
