@@ -1,7 +1,7 @@
 import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type Stats, type WriteStream } from 'node:fs';
-import { link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { constants, link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { http } from '../platform/node-http.ts';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -161,8 +161,9 @@ export class FsBlobStore implements BlobStore {
     }
   }
 
-  async ingest(ref: string): Promise<Ingest> {
+  async ingest(ref: string, options: { resume?: boolean } = {}): Promise<Ingest> {
     const path = this.ingestPath(ref);
+    if (options.resume) return new FsIngest(this, ref, path); // its file exists: no file operation
     await guardStorage(`creating ingest file ${ref}`, async () => {
       const handle = await open(path, 'a');
       await handle.close();
@@ -331,17 +332,34 @@ class FsIngest implements Ingest {
     return (await stat(this.path)).size;
   }
 
+  /** The size; an ingest never written to (an upload closed with no byte) gets its empty file now. */
+  private async sizeOrCreate(): Promise<number> {
+    try {
+      return await this.size();
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await (await open(this.path, 'a')).close();
+      return 0;
+    }
+  }
+
   async append(source: Readable, options: AppendOptions): Promise<number> {
     return this.store.locks.run(this.ref, async () => {
       const operation = `writing ingest ${this.ref}`;
-      await guardStorage(operation, async () => {
-        const handle = await open(this.path, 'r+');
+      // One descriptor for the check and the writes: each file operation is a thread-pool round
+      // trip, and a small blob's push is mostly those.
+      const handle = await guardStorage(operation, async () => {
+        // From the start: created or emptied in the same call, nothing to check.
+        if (options.offset === 0) return open(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC);
+        const opened = await open(this.path, 'r+');
         try {
-          const { size } = await handle.stat();
+          const { size } = await opened.stat();
           if (size < options.offset) throw new Error(`ingest ${this.ref} holds ${size} bytes, fewer than offset ${options.offset}`);
-          if (size > options.offset) await handle.truncate(options.offset);
-        } finally {
-          await handle.close();
+          if (size > options.offset) await opened.truncate(options.offset);
+          return opened;
+        } catch (error) {
+          await opened.close();
+          throw error;
         }
       });
       // Continue the running hash only when it is exactly at this offset; else commit re-reads.
@@ -353,7 +371,7 @@ class FsIngest implements Ingest {
       let hashed = 0;
       let landed = options.offset;
       // flush: fsync before close, so an acknowledged chunk survives a crash.
-      const sink = createWriteStream(this.path, { flags: 'r+', start: options.offset, flush: true, highWaterMark: READ_CHUNK });
+      const sink = createWriteStream(this.path, { fd: handle, start: options.offset, flush: true, highWaterMark: READ_CHUNK });
       // A write, the fsync or the close can fail at any moment (ENOSPC, EIO), also while the
       // loop waits for the source: keep a listener for the stream's whole life, so the failure
       // is recorded and reported instead of escaping as an unhandled 'error' event.
@@ -412,9 +430,12 @@ class FsIngest implements Ingest {
 
   async commit(expected: Digest, expectedSize?: number): Promise<CommitResult> {
     return this.store.locks.run(this.ref, async () => {
+      let moved = false; // the ingest file became the blob: nothing left to remove
       try {
         return await guardStorage(`committing blob ${expected}`, async () => {
-          const size = await this.size();
+          // The running hash knows the size when it covers the whole file (one process wrote it all).
+          const state = this.store.hashState(this.ref);
+          const size = state !== undefined && state.offset === expectedSize ? state.offset : await this.sizeOrCreate();
           if (expectedSize !== undefined && size !== expectedSize) throw new SizeMismatchError(expected, expectedSize, size);
           const { algorithm } = parseDigest(expected);
           const actual = await this.computeDigest(algorithm, size);
@@ -425,14 +446,20 @@ class FsIngest implements Ingest {
           // makes the touch fail, and this copy is committed as a new one (docs/gc.md).
           if (await this.store.touch(expected)) return { digest: expected, size, alreadyExisted: true };
           const dir = join(target, '..');
-          await mkdir(dir, { recursive: true });
-          await rename(this.path, target);
+          // The directory nearly always exists: make it only when the rename says it is missing.
+          await rename(this.path, target).catch(async (error: NodeJS.ErrnoException) => {
+            if (error.code !== 'ENOENT') throw error;
+            await mkdir(dir, { recursive: true });
+            await rename(this.path, target);
+          });
+          moved = true;
           await syncFile(dir);
           return { digest: expected, size, alreadyExisted: false };
         });
       } finally {
         // Never mask the commit's own outcome; an ingest file left behind is tidied at start-up.
-        await this.discard().catch(() => undefined);
+        if (moved) this.store.setHashState(this.ref, undefined);
+        else await this.discard().catch(() => undefined);
       }
     });
   }

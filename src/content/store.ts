@@ -65,8 +65,11 @@ export interface BlobStore {
   copyTo(digest: Digest, destination: Writable, range?: ByteRange): Promise<void>;
   /** Reads a small blob (a manifest or config) whole, refusing anything above `limit` bytes. */
   readSmall(digest: Digest, limit: number): Promise<Buffer>;
-  /** Opens (or resumes) the ingest named `ref`. */
-  ingest(ref: string): Promise<Ingest>;
+  /**
+   * Opens (or resumes) the ingest named `ref`, creating it if needed. `resume`: the caller opened
+   * it before (an upload session's later request): no storage round trip now.
+   */
+  ingest(ref: string, options?: { resume?: boolean }): Promise<Ingest>;
   /** Writes and verifies a whole blob in one go. */
   put(source: Readable, expected: Digest, expectedSize?: number, signal?: AbortSignal): Promise<CommitResult>;
   delete(digest: Digest): Promise<boolean>;

@@ -255,7 +255,7 @@ export class Registry {
     await this.quotas?.checkRoom(repository);
     const now = Date.now();
     const session: UploadSession = { id: randomUUID(), repository, offset: 0, startedAt: now, updatedAt: now };
-    await this.blobs.ingest(session.id);
+    // No file yet: the first append creates it (a POST then PUT pays no storage round trip here).
     await this.metadata.createUpload(session);
     return session;
   }
@@ -302,7 +302,7 @@ export class Registry {
       }
       maxBytes = length;
     }
-    const ingest = await this.blobs.ingest(id);
+    const ingest = await this.blobs.ingest(id, { resume: true });
     let offset: number;
     try {
       offset = await this.translateWriteErrors(() => ingest.append(body, { offset: session.offset, ...(maxBytes !== undefined ? { maxBytes } : {}) }));
@@ -334,7 +334,7 @@ export class Registry {
     if (digestText === null) throw new RegistryError('DIGEST_INVALID', 'the closing PUT needs ?digest=<algorithm>:<hex>');
     const digest = this.checkDigest(digestText);
     if (lastChunk) session = await this.appendLocked(repository, id, lastChunk);
-    const ingest = await this.blobs.ingest(id);
+    const ingest = await this.blobs.ingest(id, { resume: true });
     try {
       try {
         await this.checkBlobQuota(repository, digest, session.offset);
@@ -361,7 +361,7 @@ export class Registry {
     this.checkWritable();
     await this.uploadLocks.run(id, async () => {
       await this.getUpload(repository, id);
-      await (await this.blobs.ingest(id)).abort();
+      await (await this.blobs.ingest(id, { resume: true })).abort();
       await this.metadata.deleteUpload(id);
     });
   }
@@ -378,7 +378,7 @@ export class Registry {
       const session = await this.metadata.getUpload(id);
       if (!session || session.updatedAt >= idleSince) return false;
       await this.metadata.deleteUpload(id);
-      await (await this.blobs.ingest(id)).abort();
+      await (await this.blobs.ingest(id, { resume: true })).abort();
       return true;
     });
   }

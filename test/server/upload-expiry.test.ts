@@ -75,7 +75,7 @@ describe('upload session expiry', () => {
     const res = await fetch(`${reg.url}/v2/expiry/mount/blobs/uploads/?mount=${unknownDigest('mount')}&from=expiry/elsewhere`, { method: 'POST' });
     assert.equal(res.status, 202, await res.text());
     const url = new URL(res.headers.get('location')!, reg.url);
-    assert.equal(existsSync(ingestFile(url)), true);
+    assert.equal(existsSync(ingestFile(url)), false, 'a session has no file until its first byte');
     await waitFor('the mount-miss session to be purged', () => purged(url));
     await assertPurged(url);
   });
@@ -140,7 +140,7 @@ test('sessions left before a restart are purged by the restarted registry', asyn
     const patched = await fetch(urls[1]!, { method: 'PATCH', body: Buffer.from('kept across the restart') });
     assert.equal(patched.status, 202);
     await first.stop();
-    assert.equal((await readdir(join(dataDir, 'ingest'))).length, 2);
+    assert.equal((await readdir(join(dataDir, 'ingest'))).length, 1, 'only the session that received bytes has a file');
 
     const second = await startTestRegistry({ dataDir, uploadExpiry: EXPIRY });
     try {
