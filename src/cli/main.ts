@@ -4,7 +4,9 @@ import { ConfigError } from '../errors/config-error.ts';
 import { commanderErrorLine, errorLine, warningLine } from './error-line.ts';
 
 // Start-up is part of every command's latency (a no-op sync is ~100 ms of work): keep V8's
-// compiled code between runs, and load only the modules of the command being run.
+// compiled code between runs, and load only the modules of the command being run. In dist/ the
+// entry (written by scripts/build.ts) has turned the cache on before this bundle was compiled;
+// this call serves `node src/cli/main.ts`, where it covers the commands' modules.
 enableCompileCache();
 
 type Registrar = (program: Command) => void;
