@@ -13,6 +13,11 @@ interface CachedToken {
 const MIN_LIFETIME_S = 60;
 /** Renew a little early so a token never expires in flight. */
 const EARLY_S = 10;
+/**
+ * Tokens kept, least recently used dropped first: a sync of thousands of repositories gets a token
+ * per repository scope, and keeping all of them was most of its memory at 10,000 images.
+ */
+const MAX_TOKENS = 256;
 
 /**
  * Bearer tokens per scope set, fetched from the challenge's realm: OAuth2 POST with an
@@ -34,7 +39,13 @@ export class TokenCache {
   async get(challenge: Challenge, scopes: string[], credentials: Credentials | undefined, options: TokenRequestOptions): Promise<string> {
     const key = this.key(scopes);
     const cached = this.tokens.get(key);
-    if (cached && cached.expiresAt > Date.now()) return cached.token;
+    if (cached) {
+      this.tokens.delete(key);
+      if (cached.expiresAt > Date.now()) {
+        this.tokens.set(key, cached); // now the most recently used
+        return cached.token;
+      }
+    }
     const realm = challenge.params.realm;
     if (!realm) throw new ClientError(`${options.registry} asked for a Bearer token but named no realm to get it from`, { status: 401, registry: options.registry });
     let realmUrl: URL;
@@ -86,6 +97,7 @@ export class TokenCache {
     if (!token) throw new ClientError(`${label.what}: the response has neither "token" nor "access_token"; is ${realmUrl.origin} a token server?`, { status: 200, registry: realmUrl.host });
     const lifetime = Math.max(MIN_LIFETIME_S, Number(body.expires_in) || 0);
     this.tokens.set(key, { token, expiresAt: Date.now() + (lifetime - EARLY_S) * 1000 });
+    if (this.tokens.size > MAX_TOKENS) this.tokens.delete(this.tokens.keys().next().value!); // the least recently used
     return token;
   }
 
