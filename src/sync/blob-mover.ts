@@ -7,6 +7,31 @@ import type { BlobOutcome, SyncListener } from './sync-events.ts';
 
 /** Blobs up to this size upload in one PUT; bigger ones stream through a resumable PATCH. */
 const MONOLITHIC_MAX_BYTES = 8 * 1024 * 1024;
+/**
+ * Blobs (per destination registry) whose whereabouts the run remembers, least recently placed
+ * forgotten first: ~150 bytes each, so at most ~1.2 MB however many images the run has (a blob
+ * shared by many images is placed often and stays). A forgotten blob costs a HEAD again, and its
+ * bytes again only if the destination repository lacks it and no mount is possible.
+ */
+export const LOCATED_MAX_BLOBS = 8192;
+/** Repositories remembered per blob, the most recently placed: one is enough to mount from. */
+export const LOCATED_MAX_REPOSITORIES = 8;
+
+/** One repository as a bare string (the usual case: ~no memory beyond the string), several as an array, oldest first. */
+type Repositories = string | string[];
+
+function includes(repositories: Repositories | undefined, repository: string): boolean {
+  return repositories === repository || (Array.isArray(repositories) && repositories.includes(repository));
+}
+
+/** `registry digest`, as one flat string: a remembered key costs ~100 bytes, where a template literal would keep a rope of ~180. */
+function locationKey(destination: BlobEnd, blob: Descriptor): string {
+  return [destination.client.registry, ' ', blob.digest].join('');
+}
+
+function listOf(repositories: Repositories | undefined): readonly string[] {
+  return repositories === undefined ? [] : typeof repositories === 'string' ? [repositories] : repositories;
+}
 
 export interface BlobEnd {
   client: RegistryClient;
@@ -23,11 +48,12 @@ export interface BlobEnd {
  *   - when source and destination are the same registry, the blob is mounted from the source;
  *   - only then are the bytes streamed, GET → upload, verified end to end, with no temp file.
  * `transfers` bounds concurrent byte transfers across the whole run (`--proc`);
- * `requests` bounds the small calls (HEAD, mount).
+ * `requests` bounds the small calls (HEAD, mount). What the mover remembers is bounded
+ * (LOCATED_MAX_BLOBS × LOCATED_MAX_REPOSITORIES), so a run's memory does not grow with its images.
  */
 export class BlobMover {
-  /** `registry digest` → repositories known to hold the blob. */
-  private readonly located = new Map<string, Set<string>>();
+  /** `registry digest` → repositories known to hold the blob; in least-recently-placed order. */
+  private readonly located = new Map<string, Repositories>();
   /** `registry digest` → the transfer in flight, resolving to the repository it lands in. */
   private readonly inflight = new Map<string, Promise<string>>();
   private readonly transfers: Limiter;
@@ -43,9 +69,22 @@ export class BlobMover {
   }
 
   private note(key: string, repository: string): void {
-    let repositories = this.located.get(key);
-    if (!repositories) this.located.set(key, (repositories = new Set()));
-    repositories.add(repository);
+    const known = this.located.get(key);
+    let repositories: Repositories;
+    if (known === undefined || known === repository) repositories = repository;
+    else {
+      const others = listOf(known).filter((r) => r !== repository);
+      repositories = [...others.slice(-(LOCATED_MAX_REPOSITORIES - 1)), repository];
+    }
+    // Re-inserted at the end: the map's order is the order of last use, its first key the one to forget.
+    this.located.delete(key);
+    this.located.set(key, repositories);
+    if (this.located.size > LOCATED_MAX_BLOBS) this.located.delete(this.located.keys().next().value!);
+  }
+
+  /** How many blobs the mover remembers (for tests: it is bounded). */
+  get remembered(): number {
+    return this.located.size;
   }
 
   private async mount(destination: BlobEnd, blob: Descriptor, from: string): Promise<boolean> {
@@ -55,21 +94,21 @@ export class BlobMover {
 
   async ensure(source: BlobEnd, destination: BlobEnd, blob: Descriptor): Promise<BlobOutcome> {
     const outcome = await this.place(source, destination, blob);
-    this.note(`${destination.client.registry} ${blob.digest}`, destination.repository);
+    this.note(locationKey(destination, blob), destination.repository);
     this.emit({ type: 'blob-done', digest: blob.digest, size: blob.size, outcome });
     return outcome;
   }
 
   private async place(source: BlobEnd, destination: BlobEnd, blob: Descriptor): Promise<BlobOutcome> {
-    const key = `${destination.client.registry} ${blob.digest}`;
-    if (this.located.get(key)?.has(destination.repository)) return 'existing';
+    const key = locationKey(destination, blob);
+    if (includes(this.located.get(key), destination.repository)) return 'existing';
     const mountFromRun = async (): Promise<BlobOutcome | undefined> => {
       const pending = this.inflight.get(key);
       if (pending) {
         const landed = await pending.catch(() => undefined);
         if (landed !== undefined && (await this.mount(destination, blob, landed))) return landed === destination.repository ? 'existing' : 'mounted';
       }
-      for (const from of this.located.get(key) ?? []) if (await this.mount(destination, blob, from)) return 'mounted';
+      for (const from of [...listOf(this.located.get(key))].reverse()) if (await this.mount(destination, blob, from)) return 'mounted';
       return undefined;
     };
     const early = await mountFromRun();

@@ -47,6 +47,8 @@ function distributableBlobs(manifest: ParsedManifest): Descriptor[] {
   return [manifest.config!, ...manifest.layers].filter((blob) => !/\.(foreign|nondistributable)\./.test(blob.mediaType));
 }
 
+const UP_TO_DATE = 'up to date';
+
 /** The referrers fallback tag of the OCI distribution spec: `sha256-<hex>`. */
 function referrersTag(digest: Digest): string {
   return digest.replace(':', '-');
@@ -135,8 +137,9 @@ export class ImageCopier {
     }
     const referrers = this.options.referrers ? await this.copyReferrers(ends, parsed.kind === 'index' ? [digest, ...parsed.manifests.map((m) => m.digest)] : [digest]) : 0;
     const result: ImageResult = { outcome: upToDate ? 'skipped' : 'synced', digest };
-    const notes = [upToDate ? 'up to date' : undefined, note].filter(Boolean);
-    if (notes.length) result.note = notes.join('; ');
+    // A lone note is the constant itself: the report keeps one per image, and 10,000 copies of 'up to date' add up.
+    const notes = [upToDate ? UP_TO_DATE : undefined, note].filter((n) => n !== undefined);
+    if (notes.length) result.note = notes.length === 1 ? notes[0] : notes.join('; ');
     if (this.options.referrers) result.referrers = referrers;
     return result;
   }

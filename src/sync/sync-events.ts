@@ -9,8 +9,9 @@ export type SyncEvent =
   | { type: 'pass'; pass: number; jobs: number }
   | { type: 'planned'; rule: string; tasks: number }
   | { type: 'rule-failed'; rule: string; reason: string; final: boolean }
-  | { type: 'image-start'; task: SyncTask }
-  | { type: 'image-done'; task: SyncTask; outcome: ImageOutcome; digest?: Digest; reason?: string; note?: string; final: boolean }
+  // `key` is the task's `taskKey`, computed once by the planner (listeners that keep one per image share the string).
+  | { type: 'image-start'; task: SyncTask; key?: string }
+  | { type: 'image-done'; task: SyncTask; key?: string; outcome: ImageOutcome; digest?: Digest; reason?: string; note?: string; final: boolean }
   | { type: 'blob-start'; digest: Digest; size: number }
   | { type: 'blob-done'; digest: Digest; size: number; outcome: BlobOutcome }
   | { type: 'bytes'; bytes: number };

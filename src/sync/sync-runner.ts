@@ -5,7 +5,7 @@ import type { AuthTable } from './auth-table.ts';
 import { BlobMover } from './blob-mover.ts';
 import type { ImageRule } from './image-rule.ts';
 import { ImageCopier, type ImagePlan } from './image-copier.ts';
-import { expandRule } from './planner.ts';
+import { overlappingPairs, planTasks, type PlanItem } from './planner.ts';
 import type { PlatformFilter } from './platform-filter.ts';
 import { SyncClients } from './sync-clients.ts';
 import type { SyncListener } from './sync-events.ts';
@@ -23,13 +23,15 @@ export interface SyncOptions {
   exclude?: RegExp[];
   /** Concurrent manifest, HEAD, mount and listing requests (default 16). */
   requests?: number;
+  /** Images copied at once (default 64): enough to keep both pools busy, few enough that memory stays flat. */
+  images?: number;
   retry?: RetryPolicy;
   dockerConfig?: boolean;
   signal?: AbortSignal;
   onEvent?: SyncListener;
 }
 
-type Job = { kind: 'rule'; rule: ImageRule } | { kind: 'image'; task: SyncTask };
+type Job = { kind: 'rule'; rule: ImageRule } | { kind: 'image'; task: SyncTask; key: string };
 
 export interface DryRunEntry {
   task: SyncTask;
@@ -37,10 +39,25 @@ export interface DryRunEntry {
   error?: string;
 }
 
+/** Images in flight by default: with 16 request slots and `--proc` transfers, more only waits in the pools. */
+export const DEFAULT_IMAGES_IN_FLIGHT = 64;
+
 /**
- * One sync run: rules expand into image tasks, every task runs concurrently (bounded by the
- * request and transfer pools), and what failed is queued again after the pass, up to
- * `retries` more passes, as image-syncer does. Outcomes reach the caller as events.
+ * `limit` workers pulling from one iterator until it ends (an async generator queues concurrent
+ * `next()` calls, so each item goes to exactly one worker).
+ */
+async function drain<T>(items: AsyncIterator<T>, limit: number, work: (item: T) => Promise<void>): Promise<void> {
+  const worker = async (): Promise<void> => {
+    for (let next = await items.next(); !next.done; next = await items.next()) await work(next.value);
+  };
+  await Promise.all(Array.from({ length: limit }, worker));
+}
+
+/**
+ * One sync run: rules expand into image tasks as they are needed, a fixed number of images run at
+ * once (their requests and transfers bounded by the two pools), and what failed is queued again
+ * after the pass, up to `retries` more passes, as image-syncer does. Outcomes reach the caller as
+ * events.
  */
 export class SyncRunner {
   private readonly options: SyncOptions;
@@ -48,6 +65,7 @@ export class SyncRunner {
   private readonly requests: Limiter;
   private readonly copier: ImageCopier;
   private readonly emit: SyncListener;
+  private readonly imagesInFlight: number;
 
   constructor(options: SyncOptions) {
     this.options = options;
@@ -60,58 +78,58 @@ export class SyncRunner {
       onCredentialWarning: (message) => process.stderr.write(`skiff: warning: ${message}\n`),
     });
     this.requests = new Limiter(options.requests ?? 16);
+    this.imagesInFlight = Math.max(1, options.images ?? DEFAULT_IMAGES_IN_FLIGHT);
     const signal = options.signal ? { signal: options.signal } : {};
     const mover = new BlobMover({ transfers: new Limiter(options.proc), requests: this.requests, emit: this.emit, ...signal });
     this.copier = new ImageCopier(this.clients, mover, this.requests, { filter: options.filter, force: options.force ?? false, referrers: options.referrers ?? false, ...signal });
   }
 
-  private expand(rule: ImageRule): Promise<SyncTask[]> {
-    return expandRule(rule, this.clients, { exclude: this.options.exclude ?? [], request: (call) => this.requests.run(call), ...(this.options.signal ? { signal: this.options.signal } : {}) });
+  /** The run's tasks, pulled as workers free up: image jobs (retries) first, then the rules' tasks as they expand. */
+  private async *tasks(jobs: Job[], seen: Set<string>, overlapping: ReadonlySet<string>, failed: Job[], final: boolean): AsyncGenerator<{ task: SyncTask; key: string }, void, undefined> {
+    const rules: ImageRule[] = [];
+    for (const job of jobs) {
+      if (job.kind === 'image') yield { task: job.task, key: job.key };
+      else rules.push(job.rule);
+    }
+    for await (const item of this.plan(rules, seen, overlapping)) {
+      if (item.kind === 'task') yield item;
+      else if (item.kind === 'planned') this.emit({ type: 'planned', rule: item.rule.key, tasks: item.tasks });
+      else {
+        failed.push({ kind: 'rule', rule: item.rule });
+        this.emit({ type: 'rule-failed', rule: item.rule.key, reason: await this.reason(item.error, [item.rule.source]), final });
+      }
+    }
   }
 
-  /** The rule's tasks that no other rule of this run produced already (two rules may name one copy). */
-  private async expandNew(rule: ImageRule, seen: Set<string>): Promise<SyncTask[]> {
-    return (await this.expand(rule)).filter((task) => {
-      const key = taskKey(task);
-      if (seen.has(key)) return false;
-      seen.add(key);
-      return true;
-    });
+  private plan(rules: ImageRule[], seen: Set<string>, overlapping: ReadonlySet<string>): AsyncGenerator<PlanItem, void, undefined> {
+    return planTasks(rules, this.clients, { seen, overlapping, exclude: this.options.exclude ?? [], request: (call) => this.requests.run(call), ...(this.options.signal ? { signal: this.options.signal } : {}) });
   }
 
-  /** Runs every rule to the end; the caller reads the outcome from the events. */
+  /**
+   * Runs every rule to the end; the caller reads the outcome from the events. Tasks stream from the
+   * planner into a fixed number of image workers (`images`), so memory does not grow with the
+   * number of images; what each image leaves behind is its event.
+   */
   async run(rules: ImageRule[]): Promise<void> {
     const seen = new Set<string>();
+    const overlapping = overlappingPairs(rules);
     let pending: Job[] = rules.map((rule) => ({ kind: 'rule', rule }));
     for (let pass = 0; pending.length > 0 && pass <= this.options.retries; pass++) {
       if (this.options.signal?.aborted) break;
       this.emit({ type: 'pass', pass, jobs: pending.length });
       const final = pass === this.options.retries;
       const failed: Job[] = [];
-      const runJob = async (job: Job): Promise<void> => {
-        if (job.kind === 'rule') {
-          try {
-            const tasks = await this.expandNew(job.rule, seen);
-            this.emit({ type: 'planned', rule: job.rule.key, tasks: tasks.length });
-            await Promise.all(tasks.map((task) => runJob({ kind: 'image', task })));
-          } catch (error) {
-            if (this.options.signal?.aborted) return;
-            failed.push(job);
-            this.emit({ type: 'rule-failed', rule: job.rule.key, reason: await this.reason(error, [job.rule.source]), final });
-          }
-          return;
-        }
-        this.emit({ type: 'image-start', task: job.task });
+      await drain(this.tasks(pending, seen, overlapping, failed, final), this.imagesInFlight, async ({ task, key }) => {
+        this.emit({ type: 'image-start', task, key });
         try {
-          const result = await this.copier.copy(job.task);
-          this.emit({ type: 'image-done', task: job.task, outcome: result.outcome, digest: result.digest, final: true, ...(result.note ? { note: result.note } : {}) });
+          const result = await this.copier.copy(task);
+          this.emit({ type: 'image-done', task, key, outcome: result.outcome, digest: result.digest, final: true, ...(result.note ? { note: result.note } : {}) });
         } catch (error) {
           if (this.options.signal?.aborted) return;
-          failed.push(job);
-          this.emit({ type: 'image-done', task: job.task, outcome: 'failed', reason: await this.reason(error, [job.task.source, job.task.destination]), final });
+          failed.push({ kind: 'image', task, key });
+          this.emit({ type: 'image-done', task, key, outcome: 'failed', reason: await this.reason(error, [task.source, task.destination]), final });
         }
-      };
-      await Promise.all(pending.map(runJob));
+      });
       pending = failed;
     }
   }
@@ -121,26 +139,20 @@ export class SyncRunner {
     const entries: DryRunEntry[] = [];
     const ruleErrors: { rule: string; reason: string }[] = [];
     const seen = new Set<string>();
-    await Promise.all(
-      rules.map(async (rule) => {
-        let tasks: SyncTask[];
-        try {
-          tasks = await this.expandNew(rule, seen);
-        } catch (error) {
-          ruleErrors.push({ rule: rule.key, reason: await this.reason(error, [rule.source]) });
-          return;
-        }
-        await Promise.all(
-          tasks.map(async (task) => {
-            try {
-              entries.push({ task, plan: await this.copier.plan(task) });
-            } catch (error) {
-              entries.push({ task, error: await this.reason(error, [task.source, task.destination]) });
-            }
-          }),
-        );
-      }),
-    );
+    const overlapping = overlappingPairs(rules);
+    const tasks = async function* (this: SyncRunner): AsyncGenerator<SyncTask, void, undefined> {
+      for await (const item of this.plan(rules, seen, overlapping)) {
+        if (item.kind === 'task') yield item.task;
+        else if (item.kind === 'rule-failed') ruleErrors.push({ rule: item.rule.key, reason: await this.reason(item.error, [item.rule.source]) });
+      }
+    }.call(this);
+    await drain(tasks, this.imagesInFlight, async (task) => {
+      try {
+        entries.push({ task, plan: await this.copier.plan(task) });
+      } catch (error) {
+        entries.push({ task, error: await this.reason(error, [task.source, task.destination]) });
+      }
+    });
     entries.sort((a, b) => compareText(taskKey(a.task), taskKey(b.task)));
     return { entries, ruleErrors };
   }
