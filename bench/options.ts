@@ -1,7 +1,7 @@
 /** Command-line options of `npm run bench`. */
 import { parseArgs } from 'node:util';
 
-export const CASES = ['push', 'blob-get', 'manifest-get', 'startup', 'sync', 'copy-big', 'pull', 'stalled-readers', 'mirror', 'auth', 'gc'] as const;
+export const CASES = ['push', 'blob-get', 'manifest-get', 'startup', 'sync', 'copy-big', 'pull', 'stalled-readers', 'mirror', 'auth', 'gc', 'sync-scale'] as const;
 export type CaseId = (typeof CASES)[number];
 
 export interface Options {
@@ -11,6 +11,8 @@ export interface Options {
   bigMiB: number;
   /** Big-layer sizes the pull case pulls, one row each, in one run (issue 14: 200 and 64 MiB). */
   pullMiB: number[];
+  /** Image counts of the sync-scale case. */
+  scaleImages: number[];
   /** Seconds of load per manifest GET sample. */
   manifestSeconds: number;
   only: Set<CaseId>;
@@ -18,7 +20,7 @@ export interface Options {
   outDir: string;
 }
 
-const USAGE = `usage: npm run bench -- [--quick] [--only ${CASES.join(',')}] [--rounds N] [--big-mib N] [--pull-mib N,N] [--out DIR]`;
+const USAGE = `usage: npm run bench -- [--quick] [--only ${CASES.join(',')}] [--rounds N] [--big-mib N] [--pull-mib N,N] [--scale-images 200,1000,10000] [--out DIR]`;
 
 export function parseOptions(argv: string[], defaultOutDir: string): Options {
   const { values } = parseArgs({
@@ -29,6 +31,7 @@ export function parseOptions(argv: string[], defaultOutDir: string): Options {
       rounds: { type: 'string' },
       'big-mib': { type: 'string' },
       'pull-mib': { type: 'string' },
+      'scale-images': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -62,6 +65,13 @@ export function parseOptions(argv: string[], defaultOutDir: string): Options {
     rounds: positive(values.rounds, quick ? 3 : 5, '--rounds'),
     bigMiB,
     pullMiB,
+    scaleImages: (() => {
+      const text = values['scale-images'];
+      if (text === undefined) return [200, 1000, 10_000];
+      const list = text.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+      if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1 || n > 99_999)) throw new Error(`--scale-images takes image counts from 1 to 99999, e.g. 200,1000,10000\n${USAGE}`);
+      return list;
+    })(),
     manifestSeconds: quick ? 3 : 10,
     only,
     outDir: values.out ?? defaultOutDir,

@@ -18,6 +18,7 @@ import { pullCase } from './cases/pull.ts';
 import { pushCase } from './cases/push.ts';
 import { stalledReadersCase } from './cases/stalled-readers.ts';
 import { startupCase } from './cases/startup.ts';
+import { syncScaleCase } from './cases/sync-scale.ts';
 import { syncCase } from './cases/sync.ts';
 import { installSignalHandlers, onCleanup, runCleanup } from './cleanup.ts';
 import { Context } from './context.ts';
@@ -49,6 +50,7 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   mirror: { needs: ['skopeo', 'docker-registry'], run: mirrorCase },
   auth: { needs: ['skopeo', 'docker-registry', 'wrk'], run: authCase },
   gc: { needs: ['wrk', 'cp'], run: gcCase },
+  'sync-scale': { needs: ['skopeo', '/usr/bin/time', 'cp'], run: syncScaleCase },
 };
 
 async function main(): Promise<number> {
@@ -58,7 +60,7 @@ async function main(): Promise<number> {
   const needed = new Set(['openssl', 'dd', ...[...options.only].flatMap((id) => CASES[id].needs)]);
   const missing: string[] = [];
   for (const command of needed) if (!(await hasCommand(command))) missing.push(command);
-  if (missing.length) throw new Error(`missing: ${missing.join(', ')} (apt-get install -y skopeo docker-registry nginx wrk curl openssl)`);
+  if (missing.length) throw new Error(`missing: ${missing.join(', ')} (apt-get install -y skopeo docker-registry nginx wrk curl openssl time)`);
 
   const runDir = await mkdtemp(join(tmpdir(), 'skiff-bench-run-'));
   onCleanup('run dir', () => rm(runDir, { recursive: true, force: true }));

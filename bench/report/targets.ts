@@ -27,6 +27,10 @@ export const TARGETS: Record<string, Target> = {
     pass: (r, l) => (r === undefined || l === undefined ? undefined : r >= 1 && l >= 0.85),
   },
   'blob-get-8': { text: '≥ 1.0× CNCF', pass: atLeast(1) },
+  // Issue 14: the sync process's peak RSS at 10,000 images (its limit is 200 MiB; ofLimit ≥ 1 is within it).
+  'sync-scale-10000-rss': { text: '≤ 200 MiB', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
+  'sync-scale-10000-noop-rss': { text: '≤ 200 MiB', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
+  'sync-scale-10000-auth-rss': { text: '≤ 200 MiB', pass: (_r, l) => (l === undefined ? undefined : l >= 1) },
   'rss-blob-get-8': { text: '≤ CNCF', pass: atMost(1) },
   // Issue 14 (client data path): the targets are into a `skiff serve` destination; the CNCF → CNCF
   // rows are reported beside them. The pull rows (`pull-<N>mib`) are matched in targetFor.
