@@ -9,8 +9,12 @@ import { DecoderSink, type DecodeSink, type LayerMeasurement } from './layer-dig
 const THREAD_BATCH = 1024 * 1024;
 /** The decode thread's zlib output chunk. */
 const THREAD_OUTPUT_CHUNK = 64 * 1024;
-/** Bytes sent to the decode thread and not yet decoded, beyond which the writer waits. */
-const THREAD_QUEUE = 4 * 1024 * 1024;
+/**
+ * Bytes sent to the decode thread and not yet decoded, beyond which the writer waits. 16 MiB lets
+ * the two threads drift apart instead of taking turns: pulls of 64 and 200 MiB layers took 8 % less
+ * time than with 4 MiB (interleaved runs, medians 0.494 against 0.535 s and 0.963 against 1.045 s).
+ */
+const THREAD_QUEUE = 16 * 1024 * 1024;
 const THREAD_MARK = 'skiff-layer-decode-thread';
 
 type ToThread =
