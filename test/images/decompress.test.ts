@@ -50,7 +50,7 @@ describe('LayerDigester: DiffID and size from compressed bytes as they arrive', 
   const backends = [['this thread', {}], ['a decode thread', { thread }]] as const;
   // Incompressible, so its gzip is as big as it: more than either queue holds.
   const bigGzip = () => {
-    const tar = seededBytes('digester-backpressure', 40 * 1024 * 1024) // past the decode thread's 16 MiB queue;
+    const tar = seededBytes('digester-backpressure', 40 * 1024 * 1024); // past the decode thread's 16 MiB queue
     return { tar, bytes: gzipSync(tar, { level: 1 }) };
   };
   let bigLayer: ReturnType<typeof bigGzip> | undefined;
