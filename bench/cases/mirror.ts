@@ -12,7 +12,8 @@
  *
  * The client is skopeo copy into a fresh `oci:` directory every time: the same for every
  * contestant, the library podman, buildah and CRI-O pull with, and not skiff's own code. It is
- * also the faster of the two clients (the pull-big row), so more of the time is the server's.
+ * also the lighter of the two clients on CPU (the pull rows: skiff checks DiffIDs, skopeo does
+ * not), so more of the time is the server's.
  * After a cold pull the case waits until the upstream has had no request in flight for 300 ms:
  * the CNCF proxy goes on storing a blob after its client is served, and those bytes count for the
  * pull that caused them (and the warm pull must not race that fill). Cold and warm times are
