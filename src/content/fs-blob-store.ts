@@ -163,7 +163,7 @@ export class FsBlobStore implements BlobStore {
 
   async ingest(ref: string, options: { resume?: boolean } = {}): Promise<Ingest> {
     const path = this.ingestPath(ref);
-    if (options.resume) return new FsIngest(this, ref, path); // its file exists: no file operation
+    if (options.resume) return new FsIngest(this, ref, path); // no file operation: an append from offset 0 makes the file
     await guardStorage(`creating ingest file ${ref}`, async () => {
       const handle = await open(path, 'a');
       await handle.close();

@@ -66,8 +66,9 @@ export interface BlobStore {
   /** Reads a small blob (a manifest or config) whole, refusing anything above `limit` bytes. */
   readSmall(digest: Digest, limit: number): Promise<Buffer>;
   /**
-   * Opens (or resumes) the ingest named `ref`, creating it if needed. `resume`: the caller opened
-   * it before (an upload session's later request): no storage round trip now.
+   * Opens (or resumes) the ingest named `ref`, creating its file if needed. `resume`: an ingest the
+   * caller already knows (an upload session's requests): no storage round trip now; a session
+   * that has received nothing yet has no file until its first append.
    */
   ingest(ref: string, options?: { resume?: boolean }): Promise<Ingest>;
   /** Writes and verifies a whole blob in one go. */
