@@ -1,6 +1,6 @@
 import type { Digest } from '../digest/digest.ts';
 import type { BlobOutcome, ImageOutcome, SyncEvent } from './sync-events.ts';
-import { compareText, taskKey } from './sync-task.ts';
+import { compareText, taskKey, taskKeyParts } from './sync-task.ts';
 
 export interface ImageReport {
   source: string;
@@ -66,8 +66,6 @@ class RecordLog {
 
 /** One finished attempt at an image, as the log keeps it. */
 type Attempt = [key: string, rule: string, outcome: ImageOutcome, digest: string, note: string, reason: string];
-
-const ARROW = ' -> ';
 
 /**
  * Collects a run's events into the honest end-of-run account. Each finished attempt at an image is
@@ -138,8 +136,7 @@ export class SyncReport {
     const entry = (key: string, rule: string): ImageReport => {
       let result = byKey.get(key);
       if (!result) {
-        const arrow = key.indexOf(ARROW);
-        result = { source: key.slice(0, arrow), destination: key.slice(arrow + ARROW.length), rule, outcome: 'failed', attempts: 0 };
+        result = { ...taskKeyParts(key), rule, outcome: 'failed', attempts: 0 };
         byKey.set(key, result);
       }
       return result;

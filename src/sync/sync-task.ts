@@ -19,8 +19,16 @@ export function formatAddress(address: ImageAddress): string {
   return `${address.registry}/${address.repository}${separator}${address.reference}`;
 }
 
+const KEY_ARROW = ' -> ';
+
 export function taskKey(task: SyncTask): string {
-  return `${formatAddress(task.source)} -> ${formatAddress(task.destination)}`;
+  return `${formatAddress(task.source)}${KEY_ARROW}${formatAddress(task.destination)}`;
+}
+
+/** The source and destination addresses a `taskKey` was made of. */
+export function taskKeyParts(key: string): { source: string; destination: string } {
+  const arrow = key.indexOf(KEY_ARROW);
+  return { source: key.slice(0, arrow), destination: key.slice(arrow + KEY_ARROW.length) };
 }
 
 /** Code-point order: stable across locales, and free of ICU's collator set-up (~10 ms on a cold start). */
