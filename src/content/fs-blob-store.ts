@@ -1,7 +1,7 @@
 import { syncFile } from './sync-file.ts';
 import { randomUUID, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream, type Stats, type WriteStream } from 'node:fs';
-import { constants, link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, rm, stat, unlink, utimes } from 'node:fs/promises';
 import { http } from '../platform/node-http.ts';
 import { Socket } from 'node:net';
 import { join } from 'node:path';
@@ -346,22 +346,23 @@ class FsIngest implements Ingest {
   async append(source: Readable, options: AppendOptions): Promise<number> {
     return this.store.locks.run(this.ref, async () => {
       const operation = `writing ingest ${this.ref}`;
-      // One descriptor for the check and the writes: each file operation is a thread-pool round
-      // trip, and a small blob's push is mostly those.
-      const handle = await guardStorage(operation, async () => {
-        // From the start: created or emptied in the same call, nothing to check.
-        if (options.offset === 0) return open(this.path, constants.O_RDWR | constants.O_CREAT | constants.O_TRUNC);
-        const opened = await open(this.path, 'r+');
-        try {
-          const { size } = await opened.stat();
-          if (size < options.offset) throw new Error(`ingest ${this.ref} holds ${size} bytes, fewer than offset ${options.offset}`);
-          if (size > options.offset) await opened.truncate(options.offset);
-          return opened;
-        } catch (error) {
-          await opened.close();
-          throw error;
-        }
-      });
+      // From offset 0 the write stream's own open creates or empties the file: nothing to check, one
+      // file operation (each is a thread-pool round trip, and a small blob's push is mostly those).
+      // Past 0, the file must hold at least `offset` bytes, and anything past it is cut first.
+      // (The stream opens the path itself: a stream over a FileHandle sometimes left that handle
+      // to the garbage collector when its request broke.)
+      if (options.offset > 0) {
+        await guardStorage(operation, async () => {
+          const handle = await open(this.path, 'r+');
+          try {
+            const { size } = await handle.stat();
+            if (size < options.offset) throw new Error(`ingest ${this.ref} holds ${size} bytes, fewer than offset ${options.offset}`);
+            if (size > options.offset) await handle.truncate(options.offset);
+          } finally {
+            await handle.close();
+          }
+        });
+      }
       // Continue the running hash only when it is exactly at this offset; else commit re-reads.
       let state = this.store.hashState(this.ref);
       if (options.offset === 0) state = { algorithm: 'sha256', hash: createDigester('sha256'), offset: 0 };
@@ -371,7 +372,8 @@ class FsIngest implements Ingest {
       let hashed = 0;
       let landed = options.offset;
       // flush: fsync before close, so an acknowledged chunk survives a crash.
-      const sink = createWriteStream(this.path, { fd: handle, start: options.offset, flush: true, highWaterMark: READ_CHUNK });
+      const flags = options.offset === 0 ? 'w' : 'r+'; // 'w': O_CREAT | O_TRUNC
+      const sink = createWriteStream(this.path, { flags, start: options.offset, flush: true, highWaterMark: READ_CHUNK });
       // A write, the fsync or the close can fail at any moment (ENOSPC, EIO), also while the
       // loop waits for the source: keep a listener for the stream's whole life, so the failure
       // is recorded and reported instead of escaping as an unhandled 'error' event.
