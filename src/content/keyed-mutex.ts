@@ -1,8 +1,10 @@
+import type { KeyedLock } from './keyed-lock.ts';
+
 /**
  * Serializes async work per key inside one process. Lives in an instance, never in a
  * module global, so two stores (or two tests) never share locks by accident.
  */
-export class KeyedMutex {
+export class KeyedMutex implements KeyedLock {
   private readonly tails = new Map<string, Promise<unknown>>();
 
   async run<T>(key: string, work: () => Promise<T>): Promise<T> {
@@ -23,5 +25,9 @@ export class KeyedMutex {
    */
   isHeld(key: string): boolean {
     return this.tails.has(key);
+  }
+
+  tryRun<T>(key: string, work: () => Promise<T>): Promise<T | undefined> {
+    return this.isHeld(key) ? Promise.resolve(undefined) : this.run(key, work);
   }
 }

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { AccessPolicy } from '../auth/access-policy.ts';
 import { Htpasswd } from '../auth/htpasswd.ts';
-import { DEFAULT_LOGIN_LIMITS, MemoryLoginLimiter, type LoginLimits } from '../auth/login-limiter.ts';
+import { DEFAULT_LOGIN_LIMITS, MemoryLoginLimiter, type LoginLimiter, type LoginLimits } from '../auth/login-limiter.ts';
 import { loadSigningKey } from '../auth/signing-key.ts';
 import { TokenIssuer } from '../auth/token-issuer.ts';
 import { TokenVerifier } from '../auth/token-verifier.ts';
@@ -47,7 +47,14 @@ export function authEnabled(settings: AuthSettings): boolean {
  * (no htpasswd, no external issuer). Problems that only show on reading files (a bad password
  * entry, an unreadable key or bundle) throw ConfigError, so the server refuses to start.
  */
-export async function openAccessControl(settings: AuthSettings, dataDir: string, policyName: (name: string) => string, log: Logger): Promise<AccessControl | undefined> {
+export async function openAccessControl(
+  settings: AuthSettings,
+  dataDir: string,
+  policyName: (name: string) => string,
+  log: Logger,
+  /** Where failed logins are counted: replicas share one (Redis); this process's own by default. */
+  sharedLimiter?: (limits: LoginLimits) => LoginLimiter,
+): Promise<AccessControl | undefined> {
   if (!authEnabled(settings)) {
     if (settings.access || settings.anonymousPull || settings.token) log.warn('access:, anonymousPull and token: take effect only with htpasswd or externalToken; every request is allowed');
     return undefined;
@@ -58,7 +65,8 @@ export async function openAccessControl(settings: AuthSettings, dataDir: string,
     const unknown = policy.namedUsers().filter((user) => !htpasswd.has(user));
     if (unknown.length > 0) log.warn({ users: unknown, htpasswd: htpasswd.file }, 'access rules name users the password file does not have');
   }
-  const limiter = new MemoryLoginLimiter(settings.failedLogins ?? DEFAULT_LOGIN_LIMITS);
+  const limits = settings.failedLogins ?? DEFAULT_LOGIN_LIMITS;
+  const limiter = sharedLimiter ? sharedLimiter(limits) : new MemoryLoginLimiter(limits);
   const tls = settings.tlsCert !== undefined;
   if (settings.externalToken) {
     const external = settings.externalToken;

@@ -10,6 +10,8 @@ import type { Descriptor, ImageIndex } from '../oci/descriptor.ts';
 import { isValidTag, nameProblem } from '../reference/name.ts';
 import { ManifestCache } from './manifest-cache.ts';
 import { KeyedMutex } from '../content/keyed-mutex.ts';
+import type { KeyedLock } from '../content/keyed-lock.ts';
+import type { LoginLimiter, LoginLimits } from '../auth/login-limiter.ts';
 import { BlobPins } from '../content/blob-pins.ts';
 import { MissingReferencesError, type ManifestRecord, type MetadataStore, type UploadSession } from './storage/metadata.ts';
 import type { MirrorRoute } from '../proxy/upstreams.ts';
@@ -21,6 +23,12 @@ export interface RegistryOptions {
   readOnly: boolean;
   /** Repository size limits (YAML `quotas:`); pushes over one are refused with 403 DENIED. */
   quotas?: QuotaRule[] | undefined;
+  /** Who may touch an upload session at a time: this process's mutex, or replicas' shared one (Redis). */
+  uploadLocks?: KeyedLock | undefined;
+  /** Replicas' shared lease under which a garbage-collection cycle runs (one collector at a time); this process's cycles never overlap anyway. */
+  gcLock?: KeyedLock | undefined;
+  /** Replicas' shared failed-login counts (Redis), for the access control serve builds. */
+  loginLimiter?: ((limits: LoginLimits) => LoginLimiter) | undefined;
 }
 
 export interface BlobInfo {
@@ -56,7 +64,7 @@ export interface PutManifestResult {
 export class Registry {
   private readonly manifestCache = new ManifestCache();
   /** One request at a time per upload session: the offset check and the write must not interleave. */
-  private readonly uploadLocks = new KeyedMutex();
+  private readonly uploadLocks: KeyedLock;
 
   readonly blobs: BlobStore;
   readonly metadata: MetadataStore;
@@ -75,6 +83,7 @@ export class Registry {
     this.blobs = blobs;
     this.metadata = metadata;
     this.options = options;
+    this.uploadLocks = options.uploadLocks ?? new KeyedMutex();
     this.quotas = options.quotas && options.quotas.length > 0 ? new Quotas(options.quotas, metadata) : undefined;
   }
 
@@ -86,6 +95,20 @@ export class Registry {
     if (!this.quotas?.ruleFor(repository)) return;
     if (await this.metadata.isBlobLinked(repository, digest)) return;
     await this.quotas.checkAdd(repository, size, 'blob');
+  }
+
+  private readonly closers: (() => Promise<void>)[] = [];
+
+  /** `close` calls `work` (a connection the storage opened), last registered first. */
+  onClose(work: () => Promise<void>): void {
+    this.closers.unshift(work);
+  }
+
+  /** Closes what the storage holds open: connections, then the metadata store. */
+  async close(): Promise<void> {
+    const closers = this.closers.splice(0);
+    if (closers.length === 0) return this.metadata.close();
+    for (const close of closers) await close();
   }
 
   /** Turns on mirror mode. */
@@ -373,14 +396,14 @@ export class Registry {
    * The row goes first: if removing the bytes then fails, start-up removes the orphan file.
    */
   async expireUpload(id: string, idleSince: number): Promise<boolean> {
-    if (this.uploadLocks.isHeld(id)) return false;
-    return this.uploadLocks.run(id, async () => {
+    const expired = await this.uploadLocks.tryRun(id, async () => {
       const session = await this.metadata.getUpload(id);
       if (!session || session.updatedAt >= idleSince) return false;
       await this.metadata.deleteUpload(id);
       await (await this.blobs.ingest(id, { resume: true })).abort();
       return true;
     });
+    return expired ?? false;
   }
 
   private async translateWriteErrors<T>(work: () => Promise<T>): Promise<T> {

@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { KeyedLock } from '../../content/keyed-lock.ts';
 import type { ServerMetrics } from '../metrics.ts';
 import type { MetadataStore } from '../storage/metadata.ts';
 import type { GarbageCollector } from './collector.ts';
@@ -29,13 +30,19 @@ export class GcScheduler {
   private running: Promise<void> | undefined;
   private stopped = false;
   private lastSweep = Date.now() - FILE_SWEEP_EVERY_MS + FIRST_SWEEP_AFTER_MS;
+  private readonly lease: KeyedLock | undefined;
 
-  constructor(options: { settings: GcSettings; collector: GarbageCollector; metadata: MetadataStore; log: Logger; metrics?: ServerMetrics }) {
+  /**
+   * `lease`: replicas share one (Redis), and a cycle runs only under it: while another replica's
+   * collector runs, this one skips its turn instead of reviewing the same digests at once.
+   */
+  constructor(options: { settings: GcSettings; collector: GarbageCollector; metadata: MetadataStore; log: Logger; metrics?: ServerMetrics; lease?: KeyedLock | undefined }) {
     this.settings = options.settings;
     this.collector = options.collector;
     this.metadata = options.metadata;
     this.log = options.log;
     this.metrics = options.metrics;
+    this.lease = options.lease;
   }
 
   start(firstDelayMs = Math.min(this.settings.interval, 60_000)): this {
@@ -53,7 +60,12 @@ export class GcScheduler {
     this.running = (async () => {
       const sweepFiles = Date.now() - this.lastSweep >= FILE_SWEEP_EVERY_MS;
       try {
-        report = await runGcCycle(this.collector, this.metadata, this.settings, { sweepFiles, log: this.log });
+        const cycle = () => runGcCycle(this.collector, this.metadata, this.settings, { sweepFiles, log: this.log });
+        report = this.lease ? await this.lease.tryRun('gc', cycle) : await cycle();
+        if (!report) {
+          this.log.debug('gc: another replica is collecting; this one skips its turn');
+          return;
+        }
         if (sweepFiles) this.lastSweep = report.collect.startedAt;
         this.metrics?.gcCycle({
           reviewed: report.collect.reviewed,
