@@ -79,6 +79,11 @@ export interface BlobStore {
   /** Clears the mark of `touch` once the link is recorded. */
   unmark(digest: Digest): Promise<void>;
   list(): AsyncIterable<Digest>;
+  /**
+   * Where a client may fetch the committed blob itself, bypassing this process (object storage's
+   * presigned URL), or undefined to have the bytes sent from here. Absent on stores with no such URL.
+   */
+  redirectUrl?(digest: Digest): Promise<string | undefined>;
 }
 
 export class BlobNotFoundError extends Error {

@@ -12,6 +12,7 @@ import { parseExternalToken, parseFailedLogins, parseTokenService, type External
 import type { GcSettings } from './gc/cycle.ts';
 import { parseRetentionRules } from './gc/retention.ts';
 import { parseQuotas, type QuotaRule } from './quota.ts';
+import { parseMetadata, parseRedis, parseStorage, type MetadataConfig, type RedisConfig, type StorageConfig } from './backend-config.ts';
 
 /** Every `skiff serve` setting; each flag has the same key in the YAML file. */
 export interface ServeConfig {
@@ -71,6 +72,12 @@ export interface ServeConfig {
   gc: GcSettings;
   /** Repository size limits (YAML only): the first rule whose globs match a repository gives its maximum (docs/gc.md). */
   quotas?: QuotaRule[];
+  /** Blobs in S3-compatible object storage instead of under `data` (YAML only; docs/scale-out.md). */
+  storage?: StorageConfig;
+  /** Metadata in PostgreSQL instead of SQLite under `data` (YAML only; docs/scale-out.md). */
+  metadata?: MetadataConfig;
+  /** What replicas share through Redis: upload locks, the mirror's fetches, login counters (YAML only). */
+  redis?: RedisConfig;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -145,6 +152,9 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   insecureHttp: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
   gc: parseGcSettings,
   quotas: parseQuotas,
+  storage: parseStorage,
+  metadata: parseMetadata,
+  redis: parseRedis,
 };
 
 /** `gc:` {interval, grace, retention}; flags give interval and grace, merged into the file's section. */
@@ -274,7 +284,19 @@ export async function resolveServeConfig(flags: Record<string, unknown>, file?: 
   configuredUpstreams(resolved, fromFlags.proxy !== undefined ? 'flags' : (file ?? 'flags'));
   if ((resolved.tlsCert === undefined) !== (resolved.tlsKey === undefined)) throw new ConfigError('tlsCert and tlsKey (--tls-cert, --tls-key) go together: give both or neither');
   if (resolved.htpasswd !== undefined && resolved.externalToken !== undefined && resolved.authScheme === 'basic') throw new ConfigError('authScheme basic does not fit externalToken: clients of an external issuer need a Bearer challenge');
+  checkBackends(resolved as unknown as ServeConfig, file ?? 'flags');
   return resolved as unknown as ServeConfig;
+}
+
+/** Settings that do not fit the chosen storage: said at start, not found out by a replica in use. */
+function checkBackends(config: ServeConfig, where: string): void {
+  if (config.storage && config.xAccelRedirect !== undefined) {
+    throw new ConfigError(`${where}: xAccelRedirect hands nginx a file under data/blobs, which storage: s3 does not have; use storage.s3.redirect (presigned URLs) instead`);
+  }
+  // Replicas that each made their own signing key would refuse each other's tokens.
+  if (config.metadata && config.htpasswd !== undefined && config.externalToken === undefined && config.authScheme !== 'basic' && config.token?.key === undefined) {
+    throw new ConfigError(`${where}: token.key: required with metadata: postgres, so that every replica signs and checks tokens with the same key (a PEM file they all read, e.g. from openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out token-key.pem)`);
+  }
 }
 
 /** A full config from a few settings, for tests and embedders: the same defaults as the CLI. */

@@ -124,9 +124,24 @@ export function parseRangeHeader(header: string | undefined, size: number): Rang
   return { kind: 'range', range: { start, end } };
 }
 
+/** errno codes of a backend (S3, PostgreSQL, Redis) that cannot be reached right now. */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * A scale-out backend that does not answer: PostgreSQL unreachable (MetadataConnectionError),
+ * Redis away (ioredis gives up after its one retry), S3's endpoint refusing connections.
+ */
+function backendUnavailable(error: unknown): boolean {
+  const e = error as { code?: unknown; name?: unknown };
+  if (e.code === 'METADATA_UNREACHABLE' || e.name === 'MaxRetriesPerRequestError') return true;
+  return error instanceof StorageError && error.kind !== 'full' && UNREACHABLE.has(error.reason);
+}
+
 /** Maps any failure to the spec's error body. Unknown errors become 500 UNKNOWN. */
 export function toRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;
+  // 503 with Retry-After: clients (docker, skopeo, containerd) retry it, and a load balancer may try another replica.
+  if (backendUnavailable(error)) return new RegistryError('UNAVAILABLE', 'the registry cannot reach its storage right now; retry shortly', { status: 503, headers: { 'Retry-After': '5' }, cause: error });
   if (error instanceof InvalidDigestError) return new RegistryError('DIGEST_INVALID', error.message);
   if (error instanceof DigestMismatchError) return new RegistryError('DIGEST_INVALID', error.message);
   if (error instanceof SizeMismatchError) return new RegistryError('SIZE_INVALID', error.message);

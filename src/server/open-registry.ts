@@ -8,34 +8,102 @@ import { prepareDataDir } from './data-dir.ts';
 import { Registry, type RegistryOptions } from './registry.ts';
 import { registryLayout } from './storage/layout.ts';
 import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
+import type { BlobStore } from '../content/store.ts';
+import { ConfigError } from '../errors/config-error.ts';
+import type { MetadataStore } from './storage/metadata.ts';
+import type { MetadataConfig, RedisConfig, StorageConfig } from './backend-config.ts';
+
+export interface OpenRegistryOptions extends RegistryOptions {
+  sendBufferMemory?: number;
+  upstreams?: UpstreamConfig[];
+  cacheMaxSize?: number | undefined;
+  log?: Logger;
+  /** Blobs in S3 instead of under `dataDir` (docs/scale-out.md). */
+  storage?: StorageConfig | undefined;
+  /** Metadata in PostgreSQL instead of SQLite under `dataDir`. */
+  metadata?: MetadataConfig | undefined;
+  /** What replicas share: upload locks, the collector's lease, failed-login counts. */
+  redis?: RedisConfig | undefined;
+}
 
 /**
- * Opens the embedded storage under `dataDir` and tidies what a crash can leave behind:
- * one-shot writes that never committed, and ingest files whose session is gone.
- * Upload sessions themselves survive, so clients can resume them.
+ * Opens the registry's storage: embedded under `dataDir` by default, or the scale-out backends the
+ * configuration names, each checked now so that a wrong bucket, credential or URL stops the start
+ * with a message naming its setting. Embedded, it also tidies what a crash can leave behind:
+ * one-shot writes that never committed, and ingest files whose session is gone. Upload sessions
+ * themselves survive, so clients can resume them.
  */
-export async function openRegistry(
-  dataDir: string,
-  options: RegistryOptions & { sendBufferMemory?: number; upstreams?: UpstreamConfig[]; cacheMaxSize?: number | undefined; log?: Logger },
-): Promise<Registry> {
-  const layout = registryLayout(dataDir);
+export async function openRegistry(dataDir: string, options: OpenRegistryOptions): Promise<Registry> {
   await prepareDataDir(dataDir);
+  if (options.storage && options.upstreams && options.upstreams.length > 0) {
+    throw new ConfigError('storage: s3 does not serve as a mirror yet: a mirror keeps its cache on the filesystem under data (leave out storage, or upstreams)');
+  }
+  const closers: (() => Promise<void>)[] = [];
+  try {
+    const blobs = await openBlobStore(dataDir, options);
+    const closable = blobs as BlobStore & { close?: () => void };
+    if (typeof closable.close === 'function') closers.unshift(async () => closable.close!());
+    const metadata = await openMetadataStore(dataDir, options);
+    closers.unshift(() => metadata.close());
+    let uploadLocks: RegistryOptions['uploadLocks'];
+    let gcLock: RegistryOptions['gcLock'];
+    let loginLimiter: RegistryOptions['loginLimiter'];
+    if (options.redis) {
+      const [{ openRedis }, { RedisKeyedLock }, { RedisLoginLimiter }] = await Promise.all([
+        import('./coordination/redis-connection.ts'),
+        import('./coordination/redis-keyed-lock.ts'),
+        import('./coordination/redis-login-limiter.ts'),
+      ]);
+      const redis = await openRedis(options.redis);
+      closers.unshift(async () => void redis.disconnect());
+      uploadLocks = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:upload:`, leaseMs: 8000 });
+      // Exactly one collector at a time across the replicas: the cycle runs under this lease.
+      gcLock = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:`, leaseMs: 30_000 });
+      const prefix = options.redis.prefix;
+      loginLimiter = (limits) => new RedisLoginLimiter(redis, { prefix, limits });
+    }
+    if (blobs instanceof FsBlobStore) await removeIngestLeftovers(dataDir, metadata);
+    const registry = new Registry(blobs, metadata, { ...options, uploadLocks, gcLock, loginLimiter });
+    for (const close of closers) registry.onClose(close);
+    closers.length = 0; // the registry closes them from now on
+    // Mirror mode: cached repositories fall back to their upstreams (a crash's `fill-*` ingests went above).
+    if (options.upstreams && options.upstreams.length > 0) {
+      // Loaded only in mirror mode: a plain registry never loads the HTTP client.
+      const [{ Mirror }, { Upstreams }] = await Promise.all([import('./mirror.ts'), import('../proxy/upstreams.ts')]);
+      const log = options.log ?? pino({ level: 'silent' });
+      const mirror = new Mirror(registry, blobs as FsBlobStore, new Upstreams(options.upstreams), { log, readOnly: options.readOnly, cache: { maxBytes: options.cacheMaxSize } });
+      registry.useMirror(mirror);
+      // Before any request: deletes of evicted blobs that a crash cut short are finished first.
+      await mirror.cache.start();
+    }
+    return registry;
+  } catch (error) {
+    for (const close of closers) await close().catch(() => undefined);
+    throw error;
+  }
+}
+
+async function openBlobStore(dataDir: string, options: OpenRegistryOptions): Promise<BlobStore> {
   const sendBuffers = options.sendBufferMemory !== undefined ? new SendBuffers(options.sendBufferMemory) : undefined;
-  const blobs = await new FsBlobStore(layout.blobs, sendBuffers ? { sendBuffers } : {}).init();
-  const metadata = new SqliteMetadataStore(layout.metadata);
-  for (const name of await readdir(layout.ingest)) {
-    if (name.startsWith('put-') || (await metadata.getUpload(name)) === undefined) await rm(join(layout.ingest, name), { force: true });
+  if (options.storage) {
+    const { openS3BlobStore } = await import('./storage/open-s3.ts'); // only S3 deployments load the AWS SDK
+    return openS3BlobStore(options.storage.s3);
   }
-  const registry = new Registry(blobs, metadata, options);
-  // Mirror mode: cached repositories fall back to their upstreams (a crash's `fill-*` ingests went above).
-  if (options.upstreams && options.upstreams.length > 0) {
-    // Loaded only in mirror mode: a plain registry never loads the HTTP client.
-    const [{ Mirror }, { Upstreams }] = await Promise.all([import('./mirror.ts'), import('../proxy/upstreams.ts')]);
-    const log = options.log ?? pino({ level: 'silent' });
-    const mirror = new Mirror(registry, blobs, new Upstreams(options.upstreams), { log, readOnly: options.readOnly, cache: { maxBytes: options.cacheMaxSize } });
-    registry.useMirror(mirror);
-    // Before any request: deletes of evicted blobs that a crash cut short are finished first.
-    await mirror.cache.start();
+  return new FsBlobStore(registryLayout(dataDir).blobs, sendBuffers ? { sendBuffers } : {}).init();
+}
+
+async function openMetadataStore(dataDir: string, options: OpenRegistryOptions): Promise<MetadataStore> {
+  if (options.metadata) {
+    const { openPostgresMetadata } = await import('./storage/open-postgres.ts');
+    return openPostgresMetadata(options.metadata.postgres);
   }
-  return registry;
+  return new SqliteMetadataStore(registryLayout(dataDir).metadata);
+}
+
+/** Embedded storage after a crash: one-shot writes that never committed, ingest files whose session is gone. */
+async function removeIngestLeftovers(dataDir: string, metadata: MetadataStore): Promise<void> {
+  const { ingest } = registryLayout(dataDir);
+  for (const name of await readdir(ingest)) {
+    if (name.startsWith('put-') || (await metadata.getUpload(name)) === undefined) await rm(join(ingest, name), { force: true });
+  }
 }

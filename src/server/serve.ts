@@ -44,12 +44,12 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
     if (warning) log.warn(warning);
   }
   checkPlainHttpAuth({ listenHost: host, tls: tlsFiles !== undefined, auth: authEnabled(config), insecureHttp: config.insecureHttp });
-  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), cacheMaxSize: config.cacheMaxSize, quotas: config.quotas, log });
+  const registry = await openRegistry(config.data, { deleteEnabled: config.delete, readOnly: config.readOnly, sendBufferMemory: config.sendBufferMemory, upstreams: configuredUpstreams(config), cacheMaxSize: config.cacheMaxSize, quotas: config.quotas, log, storage: config.storage, metadata: config.metadata, redis: config.redis });
   let access: AccessControl | undefined;
   try {
-    access = await openAccessControl(config, config.data, (name) => registry.policyName(name), log);
+    access = await openAccessControl(config, config.data, (name) => registry.policyName(name), log, registry.options.loginLimiter);
   } catch (error) {
-    await registry.metadata.close();
+    await registry.close();
     throw error;
   }
   const metrics = new ServerMetrics();
@@ -73,7 +73,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
   const gc =
     config.readOnly || config.gc.interval === 0
       ? undefined
-      : new GcScheduler({ settings: config.gc, collector: collectorFor(registry.blobs, registry.metadata, log), metadata: registry.metadata, log, metrics }).start();
+      : new GcScheduler({ settings: config.gc, collector: collectorFor(registry.blobs, registry.metadata, log), metadata: registry.metadata, log, metrics, lease: registry.options.gcLock }).start();
   const summary = new MetricsSummaryLog(metrics, log).start();
   const address = listenAddress(server);
   let closing: Promise<void> | undefined;
@@ -99,7 +99,7 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
         clearInterval(reaper);
         await summary.stop(); // after the last request, so its counts are in
         await registry.mirror?.close(); // cuts fills still running, before storage closes under them
-        await registry.metadata.close();
+        await registry.close();
       })();
       return closing;
     },

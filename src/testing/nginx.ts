@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { freePort, hasCommand, stopChild, waitForHttp, type Peer } from './peers.ts';
 
 /** Debian installs nginx in /usr/sbin, which a non-root PATH often lacks. */
-async function nginxCommand(): Promise<string | undefined> {
+export async function nginxCommand(): Promise<string | undefined> {
   if (await hasCommand('nginx')) return 'nginx';
   return access('/usr/sbin/nginx', constants.X_OK).then(
     () => '/usr/sbin/nginx',

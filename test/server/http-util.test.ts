@@ -126,3 +126,27 @@ describe('pageParams', () => {
     assert.equal(nextLink('/v2/x/tags/list', 2, 'a b&c'), '</v2/x/tags/list?n=2&last=a%20b%26c>; rel="next"');
   });
 });
+
+describe('toRegistryError: a scale-out backend that does not answer', () => {
+  test('is 503 UNAVAILABLE with Retry-After, which clients retry; a full or broken store is not', async () => {
+    const { toRegistryError } = await import('../../src/server/http-util.ts');
+    const { MetadataConnectionError } = await import('../../src/server/storage/postgres-metadata.ts');
+    const { s3StorageError } = await import('../../src/content/s3-errors.ts');
+    const { StorageFailureError } = await import('../../src/content/storage-errors.ts');
+    const refused = Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:7480'), { code: 'ECONNREFUSED' });
+    const unavailable = [
+      new MetadataConnectionError('METADATA_UNREACHABLE', 'postgresql://skiff@db/registry', 'PostgreSQL at postgresql://skiff@db/registry does not answer', refused),
+      Object.assign(new Error('Reached the max retries per request limit (which is 1).'), { name: 'MaxRetriesPerRequestError' }),
+      s3StorageError(refused, 'reading blob sha256:ab', 's3://skiff/blobs/sha256/ab/ab'),
+    ];
+    for (const error of unavailable) {
+      const mapped = toRegistryError(error);
+      assert.equal(mapped.status, 503, String(error));
+      assert.equal(mapped.code, 'UNAVAILABLE');
+      assert.equal(mapped.headers['Retry-After'], '5');
+    }
+    const broken = toRegistryError(new StorageFailureError('EIO', 'reading blob sha256:ab', new Error('EIO')));
+    assert.equal(broken.status, 500);
+    assert.equal(toRegistryError(new MetadataConnectionError('METADATA_AUTH', 'u', 'refused the credentials', undefined)).status, 500);
+  });
+});

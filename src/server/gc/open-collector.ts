@@ -6,12 +6,17 @@ import { ConfigError } from '../../errors/config-error.ts';
 import { registryLayout } from '../storage/layout.ts';
 import type { MetadataStore } from '../storage/metadata.ts';
 import { SqliteMetadataStore } from '../storage/sqlite-metadata.ts';
-import { GarbageCollector } from './collector.ts';
+import { GarbageCollector, type CollectableStore } from './collector.ts';
 
 /** The collector of a running registry's own store. */
 export function collectorFor(blobs: BlobStore, metadata: MetadataStore, log?: Logger): GarbageCollector {
-  if (!(blobs instanceof FsBlobStore)) throw new Error('garbage collection needs the filesystem blob store');
+  if (!isCollectable(blobs)) throw new Error('garbage collection needs a blob store that can set condemned blobs aside (the filesystem or S3 driver)');
   return new GarbageCollector(metadata, blobs, log);
+}
+
+function isCollectable(blobs: BlobStore): blobs is BlobStore & CollectableStore {
+  const store = blobs as Partial<CollectableStore>;
+  return [store.quarantine, store.restore, store.purge, store.trashed, store.modifiedAt].every((method) => typeof method === 'function');
 }
 
 /**

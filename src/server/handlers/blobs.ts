@@ -47,6 +47,17 @@ export async function getBlob(ctx: RequestContext): Promise<void> {
     res.end();
     return;
   }
+  // Object storage that hands out presigned URLs (storage.s3.redirect): the client fetches the bytes
+  // there, with its Range, as from the CNCF registry's S3 driver. A HEAD and errors stay here.
+  if (req.method === 'GET' && blob.stored === true && blob.size > 0 && registry.blobs.redirectUrl) {
+    const location = await registry.blobs.redirectUrl(blob.digest);
+    if (location !== undefined) {
+      const { 'Accept-Ranges': _, ETag: __, 'Cache-Control': ___, ...kept } = headers;
+      res.writeHead(307, { ...kept, Location: location, 'Content-Length': 0 });
+      res.end();
+      return;
+    }
+  }
   const length = range ? range.end - range.start + 1 : blob.size;
   if (range) headers['Content-Range'] = `bytes ${range.start}-${range.end}/${blob.size}`;
   res.writeHead(range ? 206 : 200, { ...headers, 'Content-Length': length });

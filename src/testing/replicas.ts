@@ -1,0 +1,132 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { stringify } from 'yaml';
+import { nginxCommand, nginxConfig } from './nginx.ts';
+import { freePort, stopChild, waitForHttp } from './peers.ts';
+
+const SKIFF = fileURLToPath(new URL('../../bin/skiff', import.meta.url));
+
+export interface Replica {
+  url: string;
+  /** `127.0.0.1:port`, for image references and nginx's upstream block. */
+  host: string;
+  child: ChildProcess;
+  /** What the replica wrote to stdout and stderr so far (its JSON log lines). */
+  output(): string;
+  /** SIGTERM and wait: a graceful stop. */
+  stop(): Promise<void>;
+  /** kill -9, as a crash or an OOM kill would. */
+  kill(): Promise<void>;
+}
+
+/**
+ * `skiff serve --config <file>` as a child process on a free loopback port, `settings` written as
+ * the YAML file (plus its own listen and data directory): a replica as an operator runs it.
+ */
+export async function startReplica(settings: Record<string, unknown>): Promise<Replica> {
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-replica-'));
+  const port = await freePort();
+  const config = join(dir, 'skiff.yaml');
+  await writeFile(config, stringify({ listen: `127.0.0.1:${port}`, data: join(dir, 'data'), logLevel: 'warn', ...settings }));
+  const child = spawn(SKIFF, ['serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  const keep = (chunk: Buffer) => (output = (output + chunk.toString()).slice(-64_000));
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  const url = `http://127.0.0.1:${port}`;
+  const exited = new Promise<never>((_, reject) => child.once('exit', (code, signal) => reject(new Error(`replica exited (${code ?? signal}) before it answered:\n${output}`))));
+  exited.catch(() => undefined);
+  try {
+    await Promise.race([waitForHttp(`${url}/v2/`, 30_000), exited]);
+  } catch (error) {
+    await stopChild(child, 'SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw error;
+  }
+  const gone = async () => rm(dir, { recursive: true, force: true });
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    child,
+    output: () => output,
+    async stop() {
+      await stopChild(child);
+      await gone();
+    },
+    async kill() {
+      await stopChild(child, 'SIGKILL');
+      await gone();
+    },
+  };
+}
+
+export interface Balancer {
+  url: string;
+  host: string;
+  /** One line per request: `<status> <upstream address> "<request line>"`. */
+  accessLog(): Promise<string[]>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The ```nginx block of docs/scale-out.md ("Behind nginx") with `replicas` in its upstream block
+ * and its own listen address: the tests run what the documentation gives.
+ */
+export async function documentedBalancerConfig(options: { listen: string; replicas: string[] }): Promise<string> {
+  const doc = await readFile(new URL('../../docs/scale-out.md', import.meta.url), 'utf8');
+  const block = /^## Behind nginx[^]*?^```nginx\n([^]*?)^```$/m.exec(doc)?.[1];
+  if (block === undefined) throw new Error('docs/scale-out.md: no ```nginx block under "## Behind nginx"');
+  const servers = [...block.matchAll(/^ *server 127\.0\.0\.1:\d+ (.*)$/gm)];
+  if (servers.length === 0) throw new Error("docs/scale-out.md's nginx example lists no server in its upstream block");
+  const options_ = servers[0]![1]!;
+  const first = servers[0]!.index;
+  const last = servers.at(-1)!;
+  const end = last.index + last[0].length;
+  const upstream = options.replicas.map((replica) => `  server ${replica} ${options_}`).join('\n');
+  let config = block.slice(0, first) + upstream + block.slice(end);
+  if (config.split('listen 80;').length !== 2) throw new Error("docs/scale-out.md's nginx example no longer has exactly one `listen 80;`");
+  config = config.replace('listen 80;', `listen ${options.listen};`);
+  return config;
+}
+
+/** Debian's nginx on a free loopback port in front of `replicas`, with docs/scale-out.md's configuration. */
+export async function startBalancer(replicas: string[]): Promise<Balancer> {
+  const command = await nginxCommand();
+  if (command === undefined) throw new Error('nginx is not installed (apt-get install -y nginx)');
+  const dir = await mkdtemp(join(tmpdir(), 'skiff-balancer-'));
+  await mkdir(join(dir, 'logs'));
+  const port = await freePort();
+  const config = nginxConfig(dir, {
+    workerProcesses: '1',
+    workerConnections: 1024,
+    http: `  log_format balancer '$status $upstream_addr "$request"';
+  access_log ${join(dir, 'logs', 'access.log')} balancer;
+${await documentedBalancerConfig({ listen: `127.0.0.1:${port}`, replicas })}`,
+  });
+  await writeFile(join(dir, 'nginx.conf'), config);
+  const child = spawn(command, ['-p', dir, '-e', join(dir, 'logs', 'error.log'), '-c', join(dir, 'nginx.conf')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitForHttp(`${url}/v2/`);
+  } catch (error) {
+    await stopChild(child, 'SIGKILL');
+    throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr}`);
+  }
+  return {
+    url,
+    host: `127.0.0.1:${port}`,
+    async accessLog() {
+      const text = await readFile(join(dir, 'logs', 'access.log'), 'utf8').catch(() => '');
+      return text.split('\n').filter((line) => line !== '');
+    },
+    async stop() {
+      await stopChild(child, 'SIGQUIT');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
