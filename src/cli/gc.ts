@@ -12,7 +12,7 @@ export function registerGc(program: Command): void {
     .command('gc')
     .description('delete blobs nothing uses any more (and what retention rules say), safely beside a running skiff serve')
     .option('--data <dir>', 'the registry data directory (default $SKIFF_DATA or ~/.local/share/skiff-registry)')
-    .option('--config <file.yaml>', 'the skiff serve config: its gc.grace and gc.retention apply')
+    .option('--config <file.yaml>', 'the skiff serve config: its gc.grace and gc.retention apply, and its storage, metadata and redis (replicas: docs/scale-out.md)')
     .option('--grace <duration>', 'keep blobs that became unreferenced (or were pushed) less than this ago (default 24h; 0s collects at once)')
     .option('--dry-run', 'list what would be deleted; delete nothing')
     .option('--no-sweep', 'skip the walk of the blob files for ones no metadata knows')
@@ -27,9 +27,11 @@ export function registerGc(program: Command): void {
       ]);
       const config = await resolveServeConfig({ data: options.data, gc: options.grace !== undefined ? { grace: options.grace } : undefined }, options.config);
       const log = pino({ level: options.logLevel ?? 'warn' }, pino.destination(2));
-      const opened = await openCollector(config.data, log);
+      const opened = await openCollector(config, log);
       try {
-        const report = await runGcCycle(opened.collector, opened.metadata, config.gc, { dryRun: options.dryRun ?? false, sweepFiles: options.sweep, log });
+        const cycle = () => runGcCycle(opened.collector, opened.metadata, config.gc, { dryRun: options.dryRun ?? false, sweepFiles: options.sweep, log });
+        // Replicas share a collector lease: wait for a cycle of theirs to end rather than run beside it.
+        const report = opened.lease ? await opened.lease.run('gc', cycle) : await cycle();
         process.stdout.write(renderGcReport(report));
       } finally {
         await opened.close();

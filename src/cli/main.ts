@@ -24,6 +24,7 @@ const COMMANDS: [names: string[], imageSubcommands: string[], load: () => Promis
   [['push'], ['push'], async () => (await import('./push.ts')).registerPush],
   [['sync'], [], async () => (await import('./sync.ts')).registerSync],
   [['gc'], [], async () => (await import('./gc.ts')).registerGc],
+  [['migrate'], [], async () => (await import('./migrate.ts')).registerMigrate],
 ];
 
 /**

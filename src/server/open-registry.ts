@@ -8,6 +8,7 @@ import { prepareDataDir } from './data-dir.ts';
 import { Registry, type RegistryOptions } from './registry.ts';
 import { registryLayout } from './storage/layout.ts';
 import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
+import { GC_LEASE_MS } from './gc/open-collector.ts';
 import type { BlobStore } from '../content/store.ts';
 import { ConfigError } from '../errors/config-error.ts';
 import type { MetadataStore } from './storage/metadata.ts';
@@ -58,7 +59,7 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
       closers.unshift(async () => void redis.disconnect());
       uploadLocks = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:upload:`, leaseMs: 8000 });
       // Exactly one collector at a time across the replicas: the cycle runs under this lease.
-      gcLock = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:`, leaseMs: 30_000 });
+      gcLock = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:`, leaseMs: GC_LEASE_MS });
       const prefix = options.redis.prefix;
       loginLimiter = (limits) => new RedisLoginLimiter(redis, { prefix, limits });
     }
