@@ -6,11 +6,14 @@ import type { FsBlobStore } from '../content/fs-blob-store.ts';
 import type { SendBuffers } from '../content/send-buffers.ts';
 import type { ByteRange } from '../content/store.ts';
 import type { Digest } from '../digest/digest.ts';
-import { Fill, isRetryableUpstreamFailure, type FillCursor, type FillEvent, type FillSettings, type UpstreamOpener } from './fill.ts';
+import { Fill, isRetryableUpstreamFailure, type FillCursor, type FillEvent, type FillSettings, type FillStore, type UpstreamOpener } from './fill.ts';
 import { LocalFlights, type Flights } from './flights.ts';
 
-/** The store the mirror fills: the verifying writer, reads of committed blobs, the send buffers. */
-export type FillTarget = Pick<FsBlobStore, 'stat' | 'reader' | 'copyTo' | 'ingest' | 'ingestPath'> & { readonly sendBuffers?: SendBuffers };
+/**
+ * The store the mirror fills: the verifying writer, reads of committed blobs, the send buffers
+ * (for reads of a fill's file). An FsBlobStore, or a FillSpool in front of object storage.
+ */
+export type FillTarget = Pick<FsBlobStore, 'stat' | 'reader' | 'copyTo' | 'ingest' | 'ingestPath'> & Pick<FillStore, 'publish'> & { readonly sendBuffers?: SendBuffers };
 
 export interface BlobFillsOptions {
   /** Who runs the fill of a digest; by default one per digest in this process. */

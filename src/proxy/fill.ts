@@ -2,7 +2,7 @@ import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FsBlobStore } from '../content/fs-blob-store.ts';
-import type { Ingest } from '../content/store.ts';
+import type { CommitResult, Ingest } from '../content/store.ts';
 import { StorageError } from '../content/storage-errors.ts';
 import type { Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
@@ -23,7 +23,15 @@ export interface UpstreamBody {
 export type UpstreamOpener = (offset: number, signal: AbortSignal) => Promise<Readable | UpstreamBody>;
 
 /** What a fill needs from the blob store: its verifying writer, and the ingest file to follow. */
-export type FillStore = Pick<FsBlobStore, 'stat' | 'ingest' | 'ingestPath'>;
+export type FillStore = Pick<FsBlobStore, 'stat' | 'ingest' | 'ingestPath'> & {
+  /**
+   * Present when the ingests are a local spool in front of the store that keeps the blobs (object
+   * storage has no file for readers to follow, fill-spool.ts): puts the blob, verified and
+   * committed in the spool, into that store, which checks it again. The fill is committed only
+   * once it resolves; `stat` answers for that store.
+   */
+  publish?(digest: Digest, size: number, signal: AbortSignal): Promise<CommitResult>;
+};
 
 export type FillEvent =
   /** The flight found the blob committed already (by another writer): no upstream call. */
@@ -77,8 +85,9 @@ export interface FillCursor {
   ready(signal?: AbortSignal): Promise<number>;
   /**
    * Reads at the cursor into `buffer`, waiting until there is something to read: only bytes
-   * that reached the ingest file, and the cursor's last byte only once the blob is verified and
-   * committed. Resolves 0 at `end`; rejects with the fill's failure, or when `signal` aborts.
+   * that reached the ingest file, and the cursor's last byte only once the blob is verified (and
+   * committed, unless a spool's publish follows). Resolves 0 at `end`; rejects with the fill's
+   * failure, or when `signal` aborts.
    */
   read(buffer: Buffer, signal?: AbortSignal): Promise<number>;
   /** Gives back the cursor's hold on the ingest file. Idempotent. */
@@ -110,6 +119,11 @@ export class Fill implements Flight {
   private readonly settings: FillSettings;
   private readonly ref: string;
   private state: State = 'running';
+  /**
+   * The bytes in the ingest file passed the digest check: readers may take their last byte,
+   * even should the publish to the shared store then fail (what they read was right).
+   */
+  private verified = false;
   private failure: unknown;
   private expectedSize: number | undefined;
   /** Bytes appended to the ingest so far: an upper bound of what the file holds. */
@@ -187,10 +201,10 @@ export class Fill implements Flight {
   private async visibleFrom(position: number, end: number, signal?: AbortSignal): Promise<number> {
     for (;;) {
       signal?.throwIfAborted();
-      if (this.state === 'failed') throw this.failure;
-      const committed = this.state === 'committed';
-      if (committed && position >= end) return 0;
-      const visible = committed ? end : Math.min(end - 1, this.published);
+      if (this.state === 'failed' && !this.verified) throw this.failure;
+      const whole = this.verified || this.state === 'committed';
+      if (whole && position >= end) return 0;
+      const visible = whole ? end : Math.min(end - 1, this.published);
       if (position < visible) return visible - position;
       await this.changed(signal);
     }
@@ -224,9 +238,16 @@ export class Fill implements Flight {
       holding = true;
       this.markReady();
       const size = await this.download(ingest, signal);
-      const result = await ingest.commit(this.digest, size);
+      let result = await ingest.commit(this.digest, size);
       ingest = undefined; // the commit took the ingest file (or removed it)
       this.expectedSize = result.size;
+      if (this.store.publish) {
+        // Verified: readers finish from the spool file (still open here) while the blob goes
+        // into the shared store; their last byte does not wait for that upload.
+        this.verified = true;
+        this.notify();
+        result = await this.store.publish(this.digest, result.size, signal);
+      }
       this.settle('committed');
       this.emit({ type: 'commit', digest: this.digest, size: result.size, received: this.received, alreadyExisted: result.alreadyExisted });
     } catch (error) {

@@ -9,11 +9,11 @@ export interface Flight {
 }
 
 /**
- * Who runs the flight for a key. The in-process form is `LocalFlights`. A cross-replica form
- * (Redis, with scale-out) keeps a LocalFlights for the callers of its own process and, before
- * calling `start`, takes a lease on the key (SET NX PX, renewed while the flight runs, released
- * at `done`); while another replica holds it, `join` waits for that lease to go (pub/sub, or
- * expiry) and only then starts a flight here. A flight must therefore look first at what the
+ * Who runs the flight for a key. The in-process form is `LocalFlights`. The cross-replica form
+ * (RedisFlights, src/server/coordination/) keeps a LocalFlights for the callers of its own process
+ * and, before calling `start`, takes a lease on the key (SET NX PX, renewed while the flight runs,
+ * released at `done`); while another replica holds it, `join` waits for that lease to go (or to
+ * expire) and only then starts a flight here. A flight must therefore look first at what the
  * shared store holds: what the other replica committed is a hit, not a second upstream fetch.
  */
 export interface Flights<F extends Flight> {
@@ -53,6 +53,11 @@ export class LocalFlights<F extends Flight> implements Flights<F> {
 
   get size(): number {
     return this.running.size;
+  }
+
+  /** The flight running now for `key`, if any. */
+  current(key: string): F | undefined {
+    return this.running.get(key);
   }
 
   /** The flights running now, e.g. to abort them at shutdown. */

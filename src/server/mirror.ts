@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { BlobPins } from '../content/blob-pins.ts';
+import type { KeyedLock } from '../content/keyed-lock.ts';
 import type { BlobStore, ByteRange } from '../content/store.ts';
 import { isDigest, type Digest } from '../digest/digest.ts';
 import { RegistryError } from '../errors/registry-error.ts';
@@ -67,6 +68,11 @@ export interface MirrorOptions {
   now?: () => number;
   /** The cache's maximum size and LRU settings (`cacheMaxSize`; docs/mirror.md "Eviction"). */
   cache?: Omit<MirrorCacheOptions, 'log' | 'metrics' | 'readOnly' | 'now'>;
+  /**
+   * Replicas: one upstream fetch or revalidation of a manifest at a time for the whole deployment
+   * (a Redis lease per repository and reference). Without it, one per process (SharedCalls).
+   */
+  manifestLock?: KeyedLock;
 }
 
 /**
@@ -89,6 +95,7 @@ export class Mirror {
   private readonly readOnly: boolean;
   private readonly now: () => number;
   private readonly calls = new SharedCalls();
+  private readonly manifestLock: KeyedLock | undefined;
   /** Cached repositories waiting for a fill of the digest to commit, to link it. */
   private readonly pendingLinks = new Map<Digest, Set<string>>();
   /** The upstream each running fill reads from, for the metrics' `upstream` label. */
@@ -104,6 +111,7 @@ export class Mirror {
     this.readOnly = options.readOnly ?? false;
     this.now = options.now ?? Date.now;
     this.metrics = options.metrics ?? noMirrorMetrics;
+    this.manifestLock = options.manifestLock;
     this.cache = new MirrorCache(store.metadata, blobs, store.pins, { ...options.cache, readOnly: this.readOnly, log: this.log, metrics: this.metrics, now: this.now });
     const onEvent = options.fills?.onEvent;
     this.fills = new BlobFills(blobs, {
@@ -322,17 +330,65 @@ export class Mirror {
         return cached;
       }
       if (this.readOnly) throw this.notCached('MANIFEST_UNKNOWN', `manifest ${canonical}@${digest}`);
-      return this.calls.run(`${canonical}@${digest}`, () => this.fetchManifest(route, digest, []));
+      const key = `${canonical}@${digest}`;
+      return this.calls.run(key, () =>
+        this.acrossReplicas(key, async (leased) => {
+          const stored = leased ? await this.cachedManifest(canonical, digest) : undefined;
+          if (stored) {
+            this.hit('manifest');
+            return stored;
+          }
+          return this.fetchManifest(route, digest, []);
+        }),
+      );
     }
     if (!isValidTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not known in repository ${canonical}`, { detail: { reference } });
-    const tag = await this.metadata.getTag(canonical, reference);
-    const cached = tag ? await this.cachedManifest(canonical, tag.digest) : undefined;
-    if (cached && (this.readOnly || (tag?.checkedAt !== undefined && this.now() - tag.checkedAt < route.upstream.config.tagTTL))) {
+    const first = await this.cachedTag(route, reference);
+    if (first.fresh) {
       this.hit('manifest');
-      return cached;
+      return first.fresh;
     }
     if (this.readOnly) throw this.notCached('MANIFEST_UNKNOWN', `manifest ${canonical}:${reference}`);
-    return this.calls.run(`${canonical}:${reference}`, () => this.revalidate(route, reference, cached));
+    const key = `${canonical}:${reference}`;
+    return this.calls.run(key, () =>
+      this.acrossReplicas(key, async (leased) => {
+        const now = leased ? await this.cachedTag(route, reference) : first;
+        if (now.fresh) {
+          this.hit('manifest');
+          return now.fresh;
+        }
+        return this.revalidate(route, reference, now.cached);
+      }),
+    );
+  }
+
+  /** The cached manifest of a tag, and whether it may be served without asking the upstream (within the TTL, or read-only). */
+  private async cachedTag(route: MirrorRoute, tag: string): Promise<{ cached?: MirroredManifest | undefined; fresh?: MirroredManifest | undefined }> {
+    const record = await this.metadata.getTag(route.canonical, tag);
+    const cached = record ? await this.cachedManifest(route.canonical, record.digest) : undefined;
+    const fresh = cached && (this.readOnly || (record?.checkedAt !== undefined && this.now() - record.checkedAt < route.upstream.config.tagTTL));
+    return { cached, fresh: fresh ? cached : undefined };
+  }
+
+  /**
+   * Runs a manifest's upstream call under the replicas' lease of `key` when there is one. `leased`
+   * says the work must look at the cache again: another replica may have fetched or checked it
+   * while this one waited for the lease. When Redis cannot be asked, the call runs here unshared:
+   * the lease only saves upstream requests, and a stale tag must stay servable without it.
+   */
+  private async acrossReplicas<T>(key: string, work: (leased: boolean) => Promise<T>): Promise<T> {
+    if (!this.manifestLock) return work(false);
+    let leaseTaken = false;
+    try {
+      return await this.manifestLock.run(key, () => {
+        leaseTaken = true;
+        return work(true);
+      });
+    } catch (error) {
+      if (leaseTaken) throw error;
+      this.log.warn({ key, reason: (error as Error).message }, "mirror: cannot take the replicas' lease (Redis); fetching without it");
+      return work(true);
+    }
   }
 
   /**

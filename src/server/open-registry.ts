@@ -10,9 +10,9 @@ import { registryLayout } from './storage/layout.ts';
 import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
 import { GC_LEASE_MS } from './gc/open-collector.ts';
 import type { BlobStore } from '../content/store.ts';
-import { ConfigError } from '../errors/config-error.ts';
 import type { MetadataStore } from './storage/metadata.ts';
 import type { MetadataConfig, RedisConfig, StorageConfig } from './backend-config.ts';
+import type { Redis } from 'ioredis';
 
 export interface OpenRegistryOptions extends RegistryOptions {
   sendBufferMemory?: number;
@@ -23,7 +23,7 @@ export interface OpenRegistryOptions extends RegistryOptions {
   storage?: StorageConfig | undefined;
   /** Metadata in PostgreSQL instead of SQLite under `dataDir`. */
   metadata?: MetadataConfig | undefined;
-  /** What replicas share: upload locks, the collector's lease, failed-login counts. */
+  /** What replicas share: upload locks, the collector's lease, failed-login counts, the mirror's fetches. */
   redis?: RedisConfig | undefined;
 }
 
@@ -36,9 +36,6 @@ export interface OpenRegistryOptions extends RegistryOptions {
  */
 export async function openRegistry(dataDir: string, options: OpenRegistryOptions): Promise<Registry> {
   await prepareDataDir(dataDir);
-  if (options.storage && options.upstreams && options.upstreams.length > 0) {
-    throw new ConfigError('storage: s3 does not serve as a mirror yet: a mirror keeps its cache on the filesystem under data (leave out storage, or upstreams)');
-  }
   const closers: (() => Promise<void>)[] = [];
   try {
     const blobs = await openBlobStore(dataDir, options);
@@ -49,6 +46,7 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
     let uploadLocks: RegistryOptions['uploadLocks'];
     let gcLock: RegistryOptions['gcLock'];
     let loginLimiter: RegistryOptions['loginLimiter'];
+    let shared: { client: Redis; prefix: string } | undefined;
     if (options.redis) {
       const [{ openRedis }, { RedisKeyedLock }, { RedisLoginLimiter }] = await Promise.all([
         import('./coordination/redis-connection.ts'),
@@ -57,6 +55,7 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
       ]);
       const redis = await openRedis(options.redis);
       closers.unshift(async () => void redis.disconnect());
+      shared = { client: redis, prefix: options.redis.prefix };
       uploadLocks = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:upload:`, leaseMs: 8000 });
       // Exactly one collector at a time across the replicas: the cycle runs under this lease.
       gcLock = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:`, leaseMs: GC_LEASE_MS });
@@ -70,12 +69,15 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
     // Mirror mode: cached repositories fall back to their upstreams (a crash's `fill-*` ingests went above).
     if (options.upstreams && options.upstreams.length > 0) {
       // Loaded only in mirror mode: a plain registry never loads the HTTP client.
-      const [{ Mirror }, { Upstreams }] = await Promise.all([import('./mirror.ts'), import('../proxy/upstreams.ts')]);
+      const { openMirror } = await import('./mirror-open.ts');
       const log = options.log ?? pino({ level: 'silent' });
-      const mirror = new Mirror(registry, blobs as FsBlobStore, new Upstreams(options.upstreams), { log, readOnly: options.readOnly, cache: { maxBytes: options.cacheMaxSize } });
-      registry.useMirror(mirror);
-      // Before any request: deletes of evicted blobs that a crash cut short are finished first.
-      await mirror.cache.start();
+      const { upstreams, readOnly, cacheMaxSize, sendBufferMemory } = options;
+      try {
+        registry.useMirror(await openMirror(registry, blobs, dataDir, { upstreams, log, readOnly, cacheMaxSize, sendBufferMemory, redis: shared }));
+      } catch (error) {
+        await registry.close().catch(() => undefined);
+        throw error;
+      }
     }
     return registry;
   } catch (error) {

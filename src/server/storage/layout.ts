@@ -11,6 +11,8 @@ import { join } from 'node:path';
  *   <data>/ingest/fill-<uuid>     a mirror's blob fill in progress (removed at start-up)
  *   <data>/gc-trash/<alg>-<hex>   a blob the collector condemned, between its move and its delete
  *   <data>/auth/token-key.pem     the token service's signing key (0600), made on first start
+ *   <data>/mirror-spool/          with storage: s3 only: mirror fills in progress, before they
+ *                                 reach the bucket verified (emptied at start; docs/scale-out.md)
  *
  * Mirror mode caches under the same layout: cached repositories are named `<host>/<name>`, and
  * `tags.checked_at` records when the upstream last confirmed a cached tag.
