@@ -196,10 +196,11 @@ const result = await build({
 
 /**
  * Optional packages that libraries require inside try/catch, and that skiff never installs: pg's
- * `pg.native` (pg-native, a libpq binding) and the `debug` package's colours under ioredis.
+ * `pg.native` (pg-native, a libpq binding), the `debug` package's colours under ioredis, and
+ * BullMQ's Valkey GLIDE client (a native addon; skiff's queue runs on ioredis).
  * Unresolved, each stays a require() that throws, which is what those libraries expect.
  */
-const OPTIONAL_REQUIRES = new Set(['__require("pg-native")', '__require("supports-color")']);
+const OPTIONAL_REQUIRES = new Set(['__require("pg-native")', '__require("supports-color")', '__require("@valkey/valkey-glide")']);
 // Any other require() esbuild could not resolve would throw `Dynamic require of "x" is not supported` at run time.
 const unbundled = result.outputFiles
   .filter((file) => file.path.endsWith('.js'))

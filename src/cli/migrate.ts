@@ -19,7 +19,7 @@ export function registerMigrate(program: Command): void {
       const [{ migrate, MetadataConnectionError }, { SCHEMA_VERSION, SchemaVersionError }, { redactUrl }] = await Promise.all([
         import('../server/storage/postgres-metadata.ts'),
         import('../server/storage/postgres-migrations.ts'),
-        import('../server/backend-config.ts'),
+        import('../errors/redact-url.ts'),
       ]);
       const where = redactUrl(config.metadata.postgres.url);
       let applied: number[];

@@ -12,6 +12,8 @@ import { loadSyncConfig, type SyncConfig } from '../sync/sync-config.ts';
 import { SyncReport, successImages } from '../sync/sync-report.ts';
 import { SyncRunner, type SyncOptions } from '../sync/sync-runner.ts';
 import { formatAddress } from '../sync/sync-task.ts';
+import { SyncQueue } from '../sync/task-queue.ts';
+import { loadAuthOnly } from '../sync/sync-config.ts';
 import { SyncProgress, formatSummary } from './sync-progress.ts';
 
 interface SyncFlags {
@@ -34,6 +36,11 @@ interface SyncFlags {
   registry?: string;
   namespace?: string;
   records?: string;
+  queue?: string;
+  queueName?: string;
+  queueLease?: string;
+  worker?: boolean;
+  work: boolean;
 }
 
 const collect = (value: string, all: string[]) => [...all, value];
@@ -61,15 +68,27 @@ async function writeSuccessImages(file: string, format: 'yaml' | 'json', images:
   await writeFile(file, text);
 }
 
-/** One sync run with its progress view and outputs; resolves to the number of failures. */
+/**
+ * One sync run with its progress view and outputs; resolves to the number of failures. With
+ * `--queue`, the images go to the queue's workers (this process among them unless `--no-work`),
+ * and the report adds up what every worker did.
+ */
 async function runOnce(config: SyncConfig, flags: SyncFlags, base: Omit<SyncOptions, 'auth' | 'onEvent'>, log: Writable): Promise<number> {
   const report = new SyncReport();
   const progress = new SyncProgress(log, log === process.stderr ? process.stderr : undefined);
   const runner = new SyncRunner({ ...base, auth: config.auth, onEvent: (event) => (report.listener(event), progress.handle(event)) });
+  const queue = flags.queue !== undefined ? openQueue(flags) : undefined;
+  // This process's share of the queue's work: its own runner, whose moves reach the report through the jobs' results, as any worker's.
+  const worker = queue && flags.work ? new SyncRunner({ ...base, auth: config.auth }) : undefined;
   try {
-    await runner.run(config.rules);
+    if (queue) {
+      if (worker) await worker.serve(queue);
+      await runner.dispatch(config.rules, queue);
+    } else await runner.run(config.rules);
   } finally {
     progress.finish();
+    await queue?.close();
+    await worker?.close();
     await runner.close();
   }
   const summary = report.summary();
@@ -130,7 +149,16 @@ export function registerSync(program: Command): void {
     .option('--registry <host>', 'default destination registry for rules whose destination is "" (else $DEFAULT_REGISTRY)')
     .option('--namespace <namespace>', 'default destination namespace for rules whose destination is "" (else $DEFAULT_NAMESPACE)')
     .addOption(new Option('--records <file>', 'ignored, as image-syncer has ignored it since v1.1.0').hideHelp())
+    .option('--queue <redis-url>', 'spread the images over worker processes through this Redis (BullMQ); this process plans, works too, and reports')
+    .option('--queue-name <name>', 'the queue shared by a run and its workers (default skiff-sync)')
+    .option('--queue-lease <interval>', "how long a worker's image waits, after that worker died, before another worker takes it (default 30s)")
+    .option('--worker', 'with --queue: work on queued images (credentials from --auth) until SIGTERM or SIGINT')
+    .option('--no-work', 'with --queue: only plan, queue and report; the workers copy')
     .action(async (flags: SyncFlags) => {
+      if (flags.worker) {
+        await serveQueue(flags);
+        return;
+      }
       if (flags.records !== undefined) process.stderr.write('skiff: warning: --records is deprecated and ignored (image-syncer has not used a records file since v1.1.0; a destination is checked by digest instead); remove it\n');
       const files = { ...(flags.auth ? { auth: flags.auth } : {}), ...(flags.images ? { images: flags.images } : {}), ...(flags.config ? { config: flags.config } : {}) };
       const config = await loadSyncConfig(files, process.env, { cwd: process.cwd(), registry: flags.registry, namespace: flags.namespace });
@@ -169,4 +197,50 @@ export function registerSync(program: Command): void {
         if (log !== process.stderr) await new Promise((resolve) => log.end(resolve));
       }
     });
+}
+
+function openQueue(flags: SyncFlags): SyncQueue {
+  let lockMs: number | undefined;
+  try {
+    lockMs = flags.queueLease !== undefined ? parseInterval(flags.queueLease) : undefined;
+  } catch (error) {
+    throw new ConfigError(`--queue-lease: ${(error as Error).message}`);
+  }
+  if (lockMs !== undefined && lockMs < 1000) throw new ConfigError('--queue-lease must be at least 1s: workers renew it every half of it while they copy');
+  return new SyncQueue({ url: flags.queue!, ...(flags.queueName ? { name: flags.queueName } : {}), ...(lockMs !== undefined ? { lockMs } : {}) });
+}
+
+/**
+ * `skiff sync --queue <url> --worker`: takes image jobs until SIGTERM or SIGINT, then finishes the
+ * ones it holds and exits 0. A worker killed instead (kill -9) loses nothing: its jobs go back to
+ * the queue once their locks run out, and another worker copies them.
+ */
+async function serveQueue(flags: SyncFlags): Promise<void> {
+  if (flags.queue === undefined) throw new ConfigError('--worker needs --queue <redis-url>: the queue to take images from');
+  const auth = await loadAuthOnly(flags.auth, process.env, { cwd: process.cwd() });
+  let filter;
+  try {
+    filter = parsePlatformFilter(flags.os, flags.arch);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
+  const log: Writable = flags.log ? createWriteStream(flags.log, { flags: 'a' }) : process.stderr;
+  const progress = new SyncProgress(log, log === process.stderr ? process.stderr : undefined);
+  const runner = new SyncRunner({ auth, proc: flags.proc, retries: flags.retries, filter, force: flags.force ?? false, referrers: flags.referrers ?? false, onEvent: (event) => progress.handle(event) });
+  const queue = openQueue(flags);
+  const stop = new Promise<void>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  try {
+    await runner.serve(queue);
+    log.write(`${new Date().toISOString()} worker on queue ${flags.queueName ?? 'skiff-sync'} ready\n`);
+    await stop;
+  } finally {
+    await queue.close(); // lets the images in hand finish first
+    progress.finish();
+    await runner.close();
+    log.write(`${new Date().toISOString()} worker stopped\n`);
+    if (log !== process.stderr) await new Promise((resolve) => log.end(resolve));
+  }
 }

@@ -145,18 +145,3 @@ export function parseRedis(v: unknown): Parsed<RedisConfig> {
   if (typeof prefix !== 'string' || !/^[A-Za-z0-9:._-]{1,64}$/.test(prefix)) problems.push('.prefix: expected up to 64 letters, digits and : . _ -, such as skiff:');
   return problems.length > 0 ? { problem: problems.join('\n') } : { value: { url: url!, prefix: prefix as string } };
 }
-
-/**
- * The URL as an operator may see it in a message or a log: without its password (in the
- * authority or as a `password` query parameter).
- */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    parsed.password = '';
-    if (parsed.searchParams.has('password')) parsed.searchParams.set('password', 'redacted');
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1@').replace(/password=[^&\s]*/gi, 'password=redacted');
-  }
-}

@@ -83,3 +83,13 @@ export async function loadSyncConfig(files: SyncConfigFiles, env: NodeJS.Process
   if (rules.length === 0) throw new ConfigError(`${images}: no image rules`);
   return { auth: table, rules };
 }
+
+/**
+ * The credentials alone (a `skiff sync --queue --worker`: its images come from the queue): `--auth`,
+ * else `<cwd>/auth.json` when it exists, else anonymous.
+ */
+export async function loadAuthOnly(file: string | undefined, env: NodeJS.ProcessEnv = process.env, options: { cwd?: string } = {}): Promise<AuthTable> {
+  let auth = file;
+  if (!auth && options.cwd !== undefined && (await present(join(options.cwd, DEFAULT_AUTH_FILE)))) auth = join(options.cwd, DEFAULT_AUTH_FILE);
+  return auth ? AuthTable.parse(await readConfigDocument(auth), auth, env) : new AuthTable();
+}

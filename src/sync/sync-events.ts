@@ -14,6 +14,8 @@ export type SyncEvent =
   | { type: 'image-done'; task: SyncTask; key?: string; outcome: ImageOutcome; digest?: Digest; reason?: string; note?: string; final: boolean }
   | { type: 'blob-start'; digest: Digest; size: number }
   | { type: 'blob-done'; digest: Digest; size: number; outcome: BlobOutcome }
-  | { type: 'bytes'; bytes: number };
+  | { type: 'bytes'; bytes: number }
+  /** What other processes moved for this run (`skiff sync --queue` workers): blob outcomes and bytes, summed. */
+  | { type: 'tally'; blobs: Record<BlobOutcome, { count: number; bytes: number }>; bytes: number };
 
 export type SyncListener = (event: SyncEvent) => void;

@@ -115,6 +115,13 @@ export class SyncReport {
       case 'bytes':
         this.bytesMoved += event.bytes;
         break;
+      case 'tally':
+        for (const outcome of ['copied', 'mounted', 'existing'] as const) {
+          this.blobs[outcome].count += event.blobs[outcome].count;
+          this.blobs[outcome].bytes += event.blobs[outcome].bytes;
+        }
+        this.bytesMoved += event.bytes;
+        break;
       default:
     }
   };

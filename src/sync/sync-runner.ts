@@ -1,4 +1,5 @@
 import { unauthorizedIn, withCredentialsAdvice } from '../client/errors.ts';
+import type { Digest } from '../digest/digest.ts';
 import type { RetryPolicy } from '../client/retry.ts';
 import { Limiter } from '../graph/limiter.ts';
 import type { AuthTable } from './auth-table.ts';
@@ -10,6 +11,8 @@ import type { PlatformFilter } from './platform-filter.ts';
 import { SyncClients } from './sync-clients.ts';
 import type { SyncListener } from './sync-events.ts';
 import { compareText, taskKey, type SyncTask } from './sync-task.ts';
+import { emptyTally, type QueuedResult, type SyncQueue, type Tally } from './task-queue.ts';
+import { randomUUID } from 'node:crypto';
 
 export interface SyncOptions {
   auth: AuthTable;
@@ -67,9 +70,21 @@ export class SyncRunner {
   private readonly emit: SyncListener;
   private readonly imagesInFlight: number;
 
+  /** Everything this runner moved so far (a queue worker reports it with its jobs). */
+  private readonly tally: Tally = emptyTally();
+  /** Names this runner as a queue worker in its jobs' results. */
+  private readonly workerId = randomUUID();
+
   constructor(options: SyncOptions) {
     this.options = options;
-    this.emit = options.onEvent ?? (() => undefined);
+    const listener = options.onEvent ?? (() => undefined);
+    this.emit = (event) => {
+      if (event.type === 'blob-done') {
+        this.tally.blobs[event.outcome].count++;
+        this.tally.blobs[event.outcome].bytes += event.size;
+      } else if (event.type === 'bytes') this.tally.bytes += event.bytes;
+      listener(event);
+    };
     this.clients = new SyncClients({
       auth: options.auth,
       connections: Math.max(16, options.proc * 2),
@@ -134,6 +149,86 @@ export class SyncRunner {
     }
   }
 
+  /**
+   * `skiff sync --queue`: expands the rules here and queues each image for the workers (this
+   * process among them when it also `serve`s), then waits for every job's end; outcomes reach the
+   * caller as the same events as `run`'s, and what other workers moved as `tally` events. Retries
+   * are the queue's (attempts = 1 + retries, with backoff), not passes. At most `images × 16` jobs
+   * wait at once, so a run of 100,000 images does not hold 100,000 promises.
+   */
+  async dispatch(rules: ImageRule[], queue: SyncQueue): Promise<void> {
+    await queue.listen();
+    this.emit({ type: 'pass', pass: 0, jobs: rules.length });
+    const cap = this.imagesInFlight * 16;
+    let outstanding = 0;
+    // The loop below is the only waiter: one wake-up at a time.
+    let wake: (() => void) | undefined;
+    const slot = () => new Promise<void>((resolve) => (wake = resolve));
+    const items = this.tasks(
+      rules.map((rule) => ({ kind: 'rule', rule })),
+      new Set(),
+      overlappingPairs(rules),
+      [],
+      true,
+    );
+    for await (const { task, key } of items) {
+      if (this.options.signal?.aborted) break;
+      while (outstanding >= cap) await slot();
+      outstanding++;
+      this.emit({ type: 'image-start', task, key });
+      void this.awaitJob(queue, task, key).finally(() => {
+        outstanding--;
+        wake?.();
+      });
+    }
+    while (outstanding > 0) await slot();
+  }
+
+  /** Queues one image and reports its end as `run` reports an image's. */
+  private async awaitJob(queue: SyncQueue, task: SyncTask, key: string): Promise<void> {
+    let outcome;
+    try {
+      outcome = await queue.enqueue(task, key, this.options.retries + 1);
+    } catch (error) {
+      outcome = { ok: false as const, reason: `queueing the image failed: ${(error as Error).message}` };
+    }
+    if (!outcome.ok) {
+      this.emit({ type: 'image-done', task, key, outcome: 'failed', reason: outcome.reason, final: true });
+      return;
+    }
+    const { result } = outcome;
+    // A worker's blobs reach this report through its results, unless this runner moved them itself.
+    if (result.worker !== this.workerId) this.emit({ type: 'tally', ...result.moved });
+    this.emit({ type: 'image-done', task, key, outcome: result.outcome, final: true, ...(result.digest ? { digest: result.digest as Digest } : {}), ...(result.note ? { note: result.note } : {}) });
+  }
+
+  /**
+   * Works on the queue's image jobs, `images` at a time, until the queue is closed: this process's
+   * part of a `skiff sync --queue` run. Each job's result carries what this worker moved since its
+   * previous job ended, so the dispatcher's report adds up every worker's blobs.
+   */
+  async serve(queue: SyncQueue): Promise<void> {
+    const tally = this.tally;
+    let reported = emptyTally();
+    await queue.work(this.imagesInFlight, async (task, key) => {
+      this.emit({ type: 'image-start', task, key });
+      let result;
+      try {
+        result = await this.copier.copy(task);
+      } catch (error) {
+        const reason = await this.reason(error, [task.source, task.destination]);
+        // Not final here: the queue may give the image another attempt, here or on another worker.
+        this.emit({ type: 'image-done', task, key, outcome: 'failed', reason, final: false });
+        throw new Error(reason);
+      }
+      this.emit({ type: 'image-done', task, key, outcome: result.outcome, digest: result.digest, final: true, ...(result.note ? { note: result.note } : {}) });
+      const moved = subtractTally(tally, reported);
+      reported = structuredClone(tally);
+      const queued: QueuedResult = { outcome: result.outcome, worker: this.workerId, moved, ...(result.digest ? { digest: result.digest } : {}), ...(result.note ? { note: result.note } : {}) };
+      return queued;
+    });
+  }
+
   /** Expands the rules and says what each image would need, copying nothing. */
   async dryRun(rules: ImageRule[]): Promise<{ entries: DryRunEntry[]; ruleErrors: { rule: string; reason: string }[] }> {
     const entries: DryRunEntry[] = [];
@@ -174,3 +269,15 @@ export class SyncRunner {
     await this.clients.close();
   }
 }
+
+/** `a - b`, outcome by outcome. */
+function subtractTally(a: Tally, b: Tally): Tally {
+  const out = emptyTally();
+  for (const outcome of ['copied', 'mounted', 'existing'] as const) {
+    out.blobs[outcome].count = a.blobs[outcome].count - b.blobs[outcome].count;
+    out.blobs[outcome].bytes = a.blobs[outcome].bytes - b.blobs[outcome].bytes;
+  }
+  out.bytes = a.bytes - b.bytes;
+  return out;
+}
+

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { ConfigError } from '../../errors/config-error.ts';
-import { redactUrl, type RedisConfig } from '../backend-config.ts';
+import { redactUrl } from '../../errors/redact-url.ts';
+import type { RedisConfig } from '../backend-config.ts';
 
 /**
  * Connects to the replicas' shared Redis and checks it answers, or throws a ConfigError that names

@@ -1,4 +1,4 @@
-import { redactUrl } from '../backend-config.ts';
+import { redactUrl } from '../../errors/redact-url.ts';
 import pg from 'pg';
 import type { ClientBase, CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
 import type { Digest } from '../../digest/digest.ts';

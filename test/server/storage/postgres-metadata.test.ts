@@ -8,7 +8,7 @@ import pg from 'pg';
 import { digestOf, type Digest } from '../../../src/digest/digest.ts';
 import { MissingReferencesError, type GcVerdict, type ManifestRecord, type MetadataStore } from '../../../src/server/storage/metadata.ts';
 import { MetadataConnectionError, migrate, PostgresMetadataStore } from '../../../src/server/storage/postgres-metadata.ts';
-import { redactUrl } from '../../../src/server/backend-config.ts';
+import { redactUrl } from '../../../src/errors/redact-url.ts';
 import { MIGRATIONS, SCHEMA_VERSION, SchemaVersionError } from '../../../src/server/storage/postgres-migrations.ts';
 import { SqliteMetadataStore } from '../../../src/server/storage/sqlite-metadata.ts';
 import { freePort } from '../../../src/testing/peers.ts';
