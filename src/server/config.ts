@@ -271,7 +271,26 @@ async function readConfigFile(file: string): Promise<Record<string, unknown>> {
     throw new ConfigError(`${file}: not valid YAML: ${(error as Error).message}`);
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new ConfigError(`${file}: expected a mapping of settings`);
-  return parsed as Record<string, unknown>;
+  return expandVariables(parsed, file, '') as Record<string, unknown>;
+}
+
+/**
+ * `${NAME}` in a string value is the environment variable NAME, so secrets stay out of the file
+ * (`secretKey: ${S3_SECRET_KEY}`, `url: postgres://skiff:${PG_PASSWORD}@db/registry`). Only the
+ * braced form: a bare `$` (in a password, a regex) is left alone. A variable that is not set is an
+ * error naming the key, never a silent empty string.
+ */
+function expandVariables(value: unknown, file: string, key: string): unknown {
+  if (typeof value === 'string') {
+    return value.replace(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g, (_, name: string) => {
+      const found = process.env[name];
+      if (found === undefined) throw new ConfigError(`${file}: ${key}: \${${name}} names an environment variable that is not set`);
+      return found;
+    });
+  }
+  if (Array.isArray(value)) return value.map((item, i) => expandVariables(item, file, `${key}[${i}]`));
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, expandVariables(v, file, key ? `${key}.${k}` : k)]));
+  return value;
 }
 
 /** Flags beat the file; the file beats defaults. Errors name the file (or "flags"), the key and why. */

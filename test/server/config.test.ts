@@ -271,3 +271,66 @@ describe('units', () => {
     assert.equal(freeSpaceFloor({ bytes: gib, orPercent: 1 }, 20 * 1024 ** 2), Math.ceil(0.2 * 1024 ** 2));
   });
 });
+
+describe('scale-out settings: storage, metadata, redis (docs/scale-out.md)', () => {
+  test('a full set parses, with defaults filled in', async () => {
+    const path = await file(
+      'scale-out.yaml',
+      [
+        'storage:',
+        '  s3: {endpoint: "http://127.0.0.1:7480/", bucket: skiff, accessKey: ak, secretKey: sk, redirect: 20m}',
+        'metadata:',
+        '  postgres: {url: "postgres://skiff:pw@db:5432/registry"}',
+        'redis: redis://127.0.0.1:6379/0',
+      ].join('\n'),
+    );
+    const config = await resolveServeConfig({}, path);
+    assert.deepEqual(config.storage, {
+      s3: { endpoint: 'http://127.0.0.1:7480', region: 'us-east-1', bucket: 'skiff', accessKey: 'ak', secretKey: 'sk', forcePathStyle: true, prefix: '', partSize: 8 * 1024 * 1024, redirect: 20 * 60_000 },
+    });
+    assert.deepEqual(config.metadata, { postgres: { url: 'postgres://skiff:pw@db:5432/registry', poolSize: 10 } });
+    assert.deepEqual(config.redis, { url: 'redis://127.0.0.1:6379/0', prefix: 'skiff:' });
+  });
+
+  test('each mistake names its key and what is wrong', async () => {
+    const cases: [string, RegExp][] = [
+      ['storage: {s3: {endpoint: "http://x:1"}}', /storage\.s3\.bucket: required/],
+      ['storage: {s3: {bucket: Skiff_Bucket}}', /storage\.s3\.bucket: required: a bucket name of 3–63 lower-case/],
+      ['storage: {s3: {bucket: skiff, accessKey: ak}}', /storage\.s3: accessKey and secretKey go together/],
+      ['storage: {s3: {bucket: skiff, partSize: 1MiB}}', /storage\.s3\.partSize: expected a size from 5MiB to 5GiB/],
+      ['storage: {s3: {bucket: skiff, endpoint: "ftp://x"}}', /storage\.s3\.endpoint: expected an http:\/\/ or https:\/\/ URL/],
+      ['storage: {s3: {bucket: skiff, region: eu, colour: blue}}', /storage\.s3\.colour: unknown setting/],
+      ['storage: {gcs: {}}', /storage\.gcs: unknown setting \(known: s3\)/],
+      ['metadata: {postgres: {url: "mysql://x/y"}}', /metadata\.postgres\.url: required: a URL such as postgres:\/\//],
+      ['metadata: {postgres: {url: "postgres://x/y", poolSize: 1}}', /metadata\.postgres\.poolSize: must be a whole number of connections from 2 to 1000/],
+      ['redis: "http://127.0.0.1:6379"', /redis\.url: required: a URL such as redis:\/\//],
+      ['redis: {url: "redis://x", prefix: "has space"}', /redis\.prefix: expected up to 64 letters/],
+    ];
+    for (const [i, [text, expected]] of cases.entries()) {
+      const message = await configError(resolveServeConfig({}, await file(`bad-${i}.yaml`, text)));
+      assert.match(message, expected, `${text}\n→ ${message}`);
+    }
+  });
+
+  test('settings that do not fit the storage are refused at start', async () => {
+    const accel = await configError(resolveServeConfig({ xAccelRedirect: '/_skiff_blobs' }, await file('accel-s3.yaml', 'storage: {s3: {bucket: skiff}}')));
+    assert.match(accel, /xAccelRedirect .* storage: s3 .* storage\.s3\.redirect/);
+    const htpasswd = await file('users.htpasswd', 'alice:$2y$04$abcdefghijklmnopqrstuu5cH0CHNwXJIVtnOQyN3tXmS0K6/Jy2\n');
+    const key = await configError(resolveServeConfig({ htpasswd }, await file('pg-no-key.yaml', 'metadata: {postgres: {url: "postgres://x/y"}}')));
+    assert.match(key, /token\.key: required with metadata: postgres/);
+  });
+
+  test('${NAME} in a value is the environment variable; one that is not set is an error naming the key', async () => {
+    process.env.SKIFF_TEST_S3_SECRET = 'from-the-env';
+    try {
+      const path = await file('env.yaml', 'storage: {s3: {bucket: skiff, accessKey: ak, secretKey: "${SKIFF_TEST_S3_SECRET}"}}\nmetadata: {postgres: {url: "postgres://skiff:p$ss@db/r"}}');
+      const config = await resolveServeConfig({}, path);
+      assert.equal(config.storage?.s3.secretKey, 'from-the-env');
+      assert.equal(config.metadata?.postgres.url, 'postgres://skiff:p$ss@db/r', 'a bare $ is left alone');
+      const unset = await configError(resolveServeConfig({}, await file('unset.yaml', 'redis: {url: "redis://:${SKIFF_TEST_UNSET_VAR}@h:6379"}')));
+      assert.match(unset, /unset\.yaml: redis\.url: \$\{SKIFF_TEST_UNSET_VAR\} names an environment variable that is not set/);
+    } finally {
+      delete process.env.SKIFF_TEST_S3_SECRET;
+    }
+  });
+});
