@@ -3,6 +3,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { openRedis } from '../server/coordination/redis-connection.ts';
 import { freePort, hasCommand, stopChild } from './peers.ts';
 
 /**
@@ -60,6 +62,38 @@ export async function startRedis(): Promise<RedisEngine> {
     async stop() {
       await stopChild(child);
       await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface RedisPair {
+  engine: RedisEngine;
+  /** Two connections to it, standing for two replicas. */
+  a: Redis;
+  b: Redis;
+  stop(): Promise<void>;
+}
+
+/** A throwaway redis-server and two checked connections to it (openRedis), for cross-replica tests. */
+export async function startRedisPair(): Promise<RedisPair> {
+  const engine = await startRedis();
+  const connections: Redis[] = [];
+  try {
+    for (let i = 0; i < 2; i++) connections.push(await openRedis({ url: engine.url, prefix: 'skiff:' }));
+  } catch (error) {
+    for (const connection of connections) connection.disconnect();
+    await engine.stop();
+    throw error;
+  }
+  const [a, b] = connections as [Redis, Redis];
+  return {
+    engine,
+    a,
+    b,
+    async stop() {
+      a.disconnect();
+      b.disconnect();
+      await engine.stop();
     },
   };
 }

@@ -4,6 +4,7 @@ import type { ClientBase, CustomTypesConfig, PoolClient, QueryResultRow } from '
 import type { Digest } from '../../digest/digest.ts';
 import { StorageFailureError, StorageFullError } from '../../content/storage-errors.ts';
 import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
+import { manifestRecordOf, type ManifestRow } from './manifest-row.ts';
 import { applyMigrations, SCHEMA_VERSION, SchemaVersionError, schemaVersion } from './postgres-migrations.ts';
 
 /*
@@ -54,30 +55,6 @@ const linkedOrReferenced = (d: string): string => `(EXISTS (SELECT 1 FROM blob_l
 
 const MANIFEST_COLUMNS = 'repository, digest, media_type, size, artifact_type, subject, annotations, created_at';
 
-interface ManifestRow {
-  repository: string;
-  digest: string;
-  media_type: string;
-  size: number;
-  artifact_type: string | null;
-  subject: string | null;
-  annotations: string | null;
-  created_at: number;
-}
-
-function toRecord(row: ManifestRow): ManifestRecord {
-  const record: ManifestRecord = {
-    repository: row.repository,
-    digest: row.digest as Digest,
-    mediaType: row.media_type,
-    size: row.size,
-    createdAt: row.created_at,
-  };
-  if (row.artifact_type !== null) record.artifactType = row.artifact_type;
-  if (row.subject !== null) record.subject = row.subject as Digest;
-  if (row.annotations !== null) record.annotations = JSON.parse(row.annotations) as Record<string, string>;
-  return record;
-}
 
 interface UploadRow {
   id: string;
@@ -508,7 +485,7 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
     const [row] = await this.rows<ManifestRow>(`SELECT ${MANIFEST_COLUMNS} FROM manifests WHERE repository = $1 AND digest = $2`, [repository, digest]);
-    return row ? toRecord(row) : undefined;
+    return row ? manifestRecordOf(row) : undefined;
   }
 
   async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
@@ -570,7 +547,7 @@ export class PostgresMetadataStore implements MetadataStore {
             subject,
             artifactType,
           ]);
-    return rows.map(toRecord);
+    return rows.map(manifestRecordOf);
   }
 
   async unreferencedBlobs(candidates: Digest[]): Promise<Digest[]> {
@@ -602,7 +579,7 @@ export class PostgresMetadataStore implements MetadataStore {
         ORDER BY m.created_at, m.digest`,
       [repository, createdBefore],
     );
-    return rows.map(toRecord);
+    return rows.map(manifestRecordOf);
   }
 
   async manifestParents(repository: string, child: Digest): Promise<Digest[]> {

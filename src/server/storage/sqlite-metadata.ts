@@ -2,6 +2,7 @@ import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
 import { storageError } from '../../content/storage-errors.ts';
 import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
+import { manifestRecordOf, type ManifestRow } from './manifest-row.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS repositories (
@@ -97,30 +98,6 @@ function toSession(row: UploadRow): UploadSession {
   return { id: row.id, repository: row.repository, offset: row.offset, startedAt: row.started_at, updatedAt: row.updated_at };
 }
 
-interface ManifestRow {
-  repository: string;
-  digest: string;
-  media_type: string;
-  size: number;
-  artifact_type: string | null;
-  subject: string | null;
-  annotations: string | null;
-  created_at: number;
-}
-
-function toRecord(row: ManifestRow): ManifestRecord {
-  const record: ManifestRecord = {
-    repository: row.repository,
-    digest: row.digest as Digest,
-    mediaType: row.media_type,
-    size: row.size,
-    createdAt: row.created_at,
-  };
-  if (row.artifact_type !== null) record.artifactType = row.artifact_type;
-  if (row.subject !== null) record.subject = row.subject as Digest;
-  if (row.annotations !== null) record.annotations = JSON.parse(row.annotations) as Record<string, string>;
-  return record;
-}
 
 /**
  * Embedded metadata in one SQLite file (node:sqlite, no server, no native build).
@@ -341,7 +318,7 @@ export class SqliteMetadataStore implements MetadataStore {
 
   async getManifest(repository: string, digest: Digest): Promise<ManifestRecord | undefined> {
     const row = this.sql('SELECT * FROM manifests WHERE repository = ? AND digest = ?').get(repository, digest) as ManifestRow | undefined;
-    return row ? toRecord(row) : undefined;
+    return row ? manifestRecordOf(row) : undefined;
   }
 
   async resolveTag(repository: string, tag: string): Promise<Digest | undefined> {
@@ -402,7 +379,7 @@ export class SqliteMetadataStore implements MetadataStore {
             artifactType,
           )
     ) as unknown as ManifestRow[];
-    return rows.map(toRecord);
+    return rows.map(manifestRecordOf);
   }
 
   async unreferencedBlobs(candidates: Digest[]): Promise<Digest[]> {
@@ -428,7 +405,7 @@ export class SqliteMetadataStore implements MetadataStore {
           AND (m.subject IS NULL OR NOT EXISTS (SELECT 1 FROM manifests s WHERE s.repository = ?1 AND s.digest = m.subject))
         ORDER BY m.created_at, m.digest`,
     ).all(repository, createdBefore) as unknown as ManifestRow[];
-    return rows.map(toRecord);
+    return rows.map(manifestRecordOf);
   }
 
   async manifestParents(repository: string, child: Digest): Promise<Digest[]> {

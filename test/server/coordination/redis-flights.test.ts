@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Flight } from '../../../src/proxy/flights.ts';
 import { openRedis } from '../../../src/server/coordination/redis-connection.ts';
 import { RedisFlights } from '../../../src/server/coordination/redis-flights.ts';
-import { redisSkipReason, startRedis, type RedisEngine } from '../../../src/testing/redis.ts';
+import { redisSkipReason, startRedisPair, type RedisPair } from '../../../src/testing/redis.ts';
 
 const skip = await redisSkipReason();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -33,20 +33,17 @@ async function settlesWithin(promise: Promise<unknown>, ms: number): Promise<boo
 }
 
 describe('RedisFlights: one flight per key across replicas', { skip }, () => {
-  let engine: RedisEngine;
+  let pair: RedisPair;
   // Two connections stand for two replicas.
   let a: Redis;
   let b: Redis;
 
   before(async () => {
-    engine = await startRedis();
-    a = await openRedis({ url: engine.url, prefix: 'skiff:' });
-    b = await openRedis({ url: engine.url, prefix: 'skiff:' });
+    pair = await startRedisPair();
+    ({ a, b } = pair);
   });
   after(async () => {
-    a?.disconnect();
-    b?.disconnect();
-    await engine?.stop();
+    await pair?.stop();
   });
 
   test("two replicas join one key: one starts, the other waits and starts only after the first's done", async () => {
@@ -134,7 +131,7 @@ describe('RedisFlights: one flight per key across replicas', { skip }, () => {
   });
 
   test('a Redis that cannot be reached: the flight runs here unshared, and says so', async () => {
-    const lost = await openRedis({ url: engine.url, prefix: 'skiff:' });
+    const lost = await openRedis({ url: pair.engine.url, prefix: 'skiff:' });
     lost.disconnect();
     const unshared: string[] = [];
     const flights = new RedisFlights<TestFlight>(lost, { prefix: 'f6:', onUnshared: (key) => unshared.push(key) });

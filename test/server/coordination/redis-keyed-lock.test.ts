@@ -5,26 +5,23 @@ import { openRedis } from '../../../src/server/coordination/redis-connection.ts'
 import { RedisKeyedLock } from '../../../src/server/coordination/redis-keyed-lock.ts';
 import { ConfigError } from '../../../src/errors/config-error.ts';
 import { freePort } from '../../../src/testing/peers.ts';
-import { redisSkipReason, startRedis, type RedisEngine } from '../../../src/testing/redis.ts';
+import { redisSkipReason, startRedisPair, type RedisPair } from '../../../src/testing/redis.ts';
 
 const skip = await redisSkipReason();
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe('RedisKeyedLock: one holder per key across replicas', { skip }, () => {
-  let engine: RedisEngine;
+  let pair: RedisPair;
   // Two connections stand for two replicas.
   let a: Redis;
   let b: Redis;
 
   before(async () => {
-    engine = await startRedis();
-    a = await openRedis({ url: engine.url, prefix: 'skiff:' });
-    b = await openRedis({ url: engine.url, prefix: 'skiff:' });
+    pair = await startRedisPair();
+    ({ a, b } = pair);
   });
   after(async () => {
-    a?.disconnect();
-    b?.disconnect();
-    await engine?.stop();
+    await pair?.stop();
   });
 
   test('work on one key never overlaps, whichever replica runs it', async () => {

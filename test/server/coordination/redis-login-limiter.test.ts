@@ -1,14 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
-import { openRedis } from '../../../src/server/coordination/redis-connection.ts';
 import { RedisLoginLimiter } from '../../../src/server/coordination/redis-login-limiter.ts';
-import { redisSkipReason, startRedis, type RedisEngine } from '../../../src/testing/redis.ts';
+import { redisSkipReason, startRedisPair, type RedisPair } from '../../../src/testing/redis.ts';
 
 const skip = await redisSkipReason();
 
 describe('RedisLoginLimiter: failed logins counted once for every replica', { skip }, () => {
-  let engine: RedisEngine;
+  let pair: RedisPair;
+  // Two connections stand for two replicas.
   let a: Redis;
   let b: Redis;
   let round = 0;
@@ -21,14 +21,11 @@ describe('RedisLoginLimiter: failed logins counted once for every replica', { sk
   }
 
   before(async () => {
-    engine = await startRedis();
-    a = await openRedis({ url: engine.url, prefix: 'skiff:' });
-    b = await openRedis({ url: engine.url, prefix: 'skiff:' });
+    pair = await startRedisPair();
+    ({ a, b } = pair);
   });
   after(async () => {
-    a?.disconnect();
-    b?.disconnect();
-    await engine?.stop();
+    await pair?.stop();
   });
 
   test("failures on one replica count on the other; the bound is the deployment's, not each replica's", async () => {
