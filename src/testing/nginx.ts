@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { constants } from 'node:fs';
 import { access, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -70,6 +70,29 @@ ${options.http}
 `;
 }
 
+/**
+ * Debian's nginx with `config` (a whole nginx.conf) from the temp prefix `dir`, `daemon off`, as our
+ * child (stopped by its PID); resolves once `/v2/` answers on `port`. Its log files are in `dir/logs`.
+ */
+export async function runNginx(dir: string, config: string, port: number): Promise<{ child: ChildProcess; url: string; errorLog: () => Promise<string> }> {
+  await writeFile(join(dir, 'nginx.conf'), config);
+  // -e: the error log before the config is read (the default under /var/log may not be writable).
+  const command = await nginxCommand();
+  if (command === undefined) throw new Error('nginx is not installed (apt-get install -y nginx)');
+  const child = spawn(command, ['-p', dir, '-e', join(dir, 'logs', 'error.log'), '-c', join(dir, 'nginx.conf')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
+  const url = `http://127.0.0.1:${port}`;
+  const errorLog = () => readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => '');
+  try {
+    await waitForHttp(`${url}/v2/`);
+  } catch (error) {
+    await stopChild(child, 'SIGKILL');
+    throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr}\n${await errorLog()}`);
+  }
+  return { child, url, errorLog };
+}
+
 export interface NginxFront extends Peer {
   /** The access log so far: one line per request, `<status> <bytes sent> "<request line>"`. */
   accessLog(): Promise<string[]>;
@@ -91,21 +114,7 @@ export async function startNginxFront(options: { skiff: string; dataDir: string 
   access_log ${join(dir, 'logs', 'access.log')} skiff;
 ${await documentedNginxConfig({ listen: `127.0.0.1:${port}`, ...options })}`,
   });
-  await writeFile(join(dir, 'nginx.conf'), config);
-  // -e: the error log before the config is read (the default under /var/log may not be writable).
-  const command = await nginxCommand();
-  if (command === undefined) throw new Error('nginx is not installed (apt-get install -y nginx)');
-  const child = spawn(command, ['-p', dir, '-e', join(dir, 'logs', 'error.log'), '-c', join(dir, 'nginx.conf')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const url = `http://127.0.0.1:${port}`;
-  const errorLog = () => readFile(join(dir, 'logs', 'error.log'), 'utf8').catch(() => '');
-  try {
-    await waitForHttp(`${url}/v2/`);
-  } catch (error) {
-    await stopChild(child, 'SIGKILL');
-    throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr}\n${await errorLog()}`);
-  }
+  const { child, url, errorLog } = await runNginx(dir, config, port);
   return {
     url,
     host: `127.0.0.1:${port}`,

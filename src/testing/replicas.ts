@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { nginxCommand, nginxConfig } from './nginx.ts';
+import { nginxConfig, runNginx } from './nginx.ts';
 import { freePort, stopChild, waitForHttp } from './peers.ts';
 
 const SKIFF = fileURLToPath(new URL('../../bin/skiff', import.meta.url));
@@ -94,8 +94,6 @@ export async function documentedBalancerConfig(options: { listen: string; replic
 
 /** Debian's nginx on a free loopback port in front of `replicas`, with docs/scale-out.md's configuration. */
 export async function startBalancer(replicas: string[]): Promise<Balancer> {
-  const command = await nginxCommand();
-  if (command === undefined) throw new Error('nginx is not installed (apt-get install -y nginx)');
   const dir = await mkdtemp(join(tmpdir(), 'skiff-balancer-'));
   await mkdir(join(dir, 'logs'));
   const port = await freePort();
@@ -106,17 +104,7 @@ export async function startBalancer(replicas: string[]): Promise<Balancer> {
   access_log ${join(dir, 'logs', 'access.log')} balancer;
 ${await documentedBalancerConfig({ listen: `127.0.0.1:${port}`, replicas })}`,
   });
-  await writeFile(join(dir, 'nginx.conf'), config);
-  const child = spawn(command, ['-p', dir, '-e', join(dir, 'logs', 'error.log'), '-c', join(dir, 'nginx.conf')], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-  const url = `http://127.0.0.1:${port}`;
-  try {
-    await waitForHttp(`${url}/v2/`);
-  } catch (error) {
-    await stopChild(child, 'SIGKILL');
-    throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr}`);
-  }
+  const { child, url } = await runNginx(dir, config, port);
   return {
     url,
     host: `127.0.0.1:${port}`,

@@ -52,7 +52,8 @@ describe('skiff pull as separate processes', () => {
     proxy.decide = (r) => (r.url.endsWith(`/blobs/${layer.descriptor.digest}`) ? { stallAfterBytes: 1_000_000 } : undefined);
     const first = skiff(['pull', '--root', root, '--progress', 'plain', `${host}/proc/big:v1`]);
     const partial = join(root, '.skiff', 'ingest', layer.descriptor.digest.replace(':', '-'));
-    for (let i = 0; i < 200; i++) {
+    // Up to 60 s: a busy 2-core machine (the whole suite at once) can take seconds to start the pull.
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; ) {
       const size = await stat(partial).then((s) => s.size, () => 0);
       if (size >= 1_000_000) break;
       await new Promise((resolve) => setTimeout(resolve, 25));
