@@ -63,6 +63,14 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
       loginLimiter = (limits) => new RedisLoginLimiter(redis, { prefix, limits });
     }
     if (blobs instanceof FsBlobStore) await removeIngestLeftovers(dataDir, metadata);
+    else if (!options.readOnly && hasIngestRefs(blobs)) {
+      // In the background: listing a bucket's ingests must not hold up the start of a replica.
+      const log = options.log ?? pino({ level: 'silent' });
+      void removeOrphanIngests(blobs, metadata).then(
+        (removed) => removed > 0 && log.info({ removed }, 'ingests whose upload session is gone were removed'),
+        (error: unknown) => log.warn({ err: error }, 'could not tidy ingests whose upload session is gone; the next start tries again'),
+      );
+    }
     const registry = new Registry(blobs, metadata, { ...options, uploadLocks, gcLock, loginLimiter });
     for (const close of closers) registry.onClose(close);
     closers.length = 0; // the registry closes them from now on
@@ -101,6 +109,28 @@ async function openMetadataStore(dataDir: string, options: OpenRegistryOptions):
     return openPostgresMetadata(options.metadata.postgres);
   }
   return new SqliteMetadataStore(registryLayout(dataDir).metadata);
+}
+
+/** Session ids as the registry makes them (randomUUID): other refs (`put-…`) may be another replica's write in progress. */
+const SESSION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+function hasIngestRefs(blobs: BlobStore): blobs is BlobStore & { ingestRefs(): AsyncIterable<string> } {
+  return typeof (blobs as { ingestRefs?: unknown }).ingestRefs === 'function';
+}
+
+/**
+ * Object storage after a crash: ingests of upload sessions that are gone (a session's row is
+ * written before its first byte and removed after its ingest, so an ingest without one is an
+ * orphan, whichever replica wrote it). Resolves to how many went.
+ */
+async function removeOrphanIngests(blobs: BlobStore & { ingestRefs(): AsyncIterable<string> }, metadata: MetadataStore): Promise<number> {
+  let removed = 0;
+  for await (const ref of blobs.ingestRefs()) {
+    if (!SESSION_ID.test(ref) || (await metadata.getUpload(ref)) !== undefined) continue;
+    await (await blobs.ingest(ref, { resume: true })).abort();
+    removed++;
+  }
+  return removed;
 }
 
 /** Embedded storage after a crash: one-shot writes that never committed, ingest files whose session is gone. */

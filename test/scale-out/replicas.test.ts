@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -167,6 +167,39 @@ describe('replicas on S3, PostgreSQL and Redis', { skip }, () => {
     const noRedis = await serveRefuses({ ...good, redis: { url: `redis://127.0.0.1:${await freePort()}` } });
     assert.equal(noRedis.code, 2, noRedis.output);
     assert.match(noRedis.output, /redis\.url redis:\/\/127\.0\.0\.1:\d+: cannot use Redis: .*ECONNREFUSED/);
+  });
+
+  test("a replica's start removes ingests whose upload session is gone, and leaves live sessions alone", async () => {
+    const { S3BlobStore } = await import('../../src/content/s3-blob-store.ts');
+    const s3 = (cluster.settings as { storage: { s3: { endpoint: string; region: string; bucket: string; accessKey: string; secretKey: string } } }).storage.s3;
+    const store = new S3BlobStore({ endpoint: s3.endpoint, region: s3.region, bucket: s3.bucket, accessKeyId: s3.accessKey, secretAccessKey: s3.secretKey, forcePathStyle: true });
+    try {
+      // An orphan: what a crash between an expired session's row delete and its ingest's removal leaves.
+      const orphan = randomUUID();
+      const { Readable } = await import('node:stream');
+      await (await store.ingest(orphan)).append(Readable.from([randomBytes(4096)]), { offset: 0 });
+      // A live session with bytes in it.
+      const live = seededBytes('live-session', 3 * 1024 * 1024);
+      const location = await startUpload(cluster.replicas[0]!.url, 'scale/tidy');
+      assert.equal((await patch(cluster.replicas[0]!.url, location, live.subarray(0, 1024 * 1024), 0)).status, 202);
+
+      const starting = await startReplica(cluster.settings);
+      try {
+        for (const deadline = Date.now() + 20_000; (await (await store.ingest(orphan, { resume: true })).size()) > 0; ) {
+          assert.ok(Date.now() < deadline, 'the orphan ingest was removed');
+          await new Promise((resolve) => setTimeout(resolve, 100));
+        }
+        // The live session carries on, through the new replica.
+        assert.equal((await patch(starting.url, location, live.subarray(1024 * 1024), 1024 * 1024)).status, 202);
+        const close = new URL(location, starting.url);
+        close.searchParams.set('digest', sha256(live));
+        assert.equal((await fetch(close, { method: 'PUT' })).status, 201);
+      } finally {
+        await starting.stop();
+      }
+    } finally {
+      store.close();
+    }
   });
 
   test('kill -9 of one replica among 8 concurrent pushers: everything acknowledged reads back through the survivor, and interrupted uploads resume there', async () => {
