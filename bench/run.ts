@@ -16,6 +16,7 @@ import { manifestGetCase } from './cases/manifest-get.ts';
 import { mirrorCase } from './cases/mirror.ts';
 import { pullCase } from './cases/pull.ts';
 import { pushCase } from './cases/push.ts';
+import { scaleOutCase } from './cases/scale-out.ts';
 import { stalledReadersCase } from './cases/stalled-readers.ts';
 import { startupCase } from './cases/startup.ts';
 import { syncScaleCase } from './cases/sync-scale.ts';
@@ -51,6 +52,8 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   auth: { needs: ['skopeo', 'docker-registry', 'wrk'], run: authCase },
   gc: { needs: ['wrk', 'cp'], run: gcCase },
   'sync-scale': { needs: ['skopeo', '/usr/bin/time', 'cp'], run: syncScaleCase },
+  // Opt-in (options.ts's OPT_IN): Ceph (mon, OSD, radosgw), PostgreSQL and Redis as the scale-out tests start them.
+  'scale-out': { needs: ['skopeo', 'docker-registry', 'nginx', 'wrk', 'curl', 'sync', 'ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'redis-server'], run: scaleOutCase },
 };
 
 async function main(): Promise<number> {

@@ -55,6 +55,15 @@ export const TARGETS: Record<string, Target> = {
   'gc-cycle': { text: '< 10 s', pass: (_r, _l, s) => (s === undefined ? undefined : s.median < 10) },
   'gc-during-rps': { text: '≥ 0.8× without GC', pass: atLeast(0.8) },
   'gc-in-server-rps': { text: '≥ 0.8× without GC', pass: atLeast(0.8) },
+  // Issue 15 (scale-out, `--only scale-out`): skiff on S3, PostgreSQL and Redis vs the CNCF registry on the same radosgw.
+  'scale-out-push': { text: '≤ 1.0× CNCF on S3', pass: atMost(1) },
+  'scale-out-pull': { text: '≤ 1.0× CNCF on S3', pass: atMost(1) },
+  'scale-out-pull-proxied': { text: 'report (target on the row above)' },
+  'scale-out-push-raw': { text: 'report' },
+  // Every round under the limit (the row's limit is the 200 MiB target).
+  'scale-out-push-rss': { text: '< 200 MiB per replica, every round', pass: (_r, _l, s) => (s === undefined ? undefined : s.max < 200) },
+  'scale-out-manifest-rps': { text: '≥ 5× CNCF on S3', pass: atLeast(5) },
+  'scale-out-manifest-rps-nginx': { text: 'report (target on the row above)' },
 };
 
 const PULL: Target = { text: '≤ 0.67× skopeo (1.5× faster), DiffID check included', pass: atMost(0.67) };

@@ -20,6 +20,8 @@ export interface TestCeph {
   region: string;
   /** How long the start took (ms), for the test log. */
   startMs: number;
+  /** The cluster's ceph.conf, for `radosgw-admin -c <conf> …` (e.g. `gc process --include-all`). */
+  conf: string;
   /** Stops the daemons it started, by the PIDs in their pid files, and removes the cluster's folder. */
   stop(): Promise<void>;
 }
@@ -44,7 +46,7 @@ export async function cephSkipReason(): Promise<string | false> {
  * autoscaler, the monitor committing every 50 ms (pool creation 0.2 s instead of 2 s), and the
  * OSD placed in the CRUSH map by hand (its own start-up update can race the monmap and exit).
  */
-function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number): string {
+function cephConf(dir: string, fsid: string, monPort: number, rgwPort: number, memstoreBytes: number): string {
   return `[global]
 fsid = ${fsid}
 mon_host = v1:127.0.0.1:${monPort}
@@ -87,7 +89,7 @@ public_addr = v1:127.0.0.1:${monPort}
 [osd.0]
 osd_data = ${dir}/osd.0
 osd_objectstore = memstore
-memstore_device_bytes = 2147483648
+memstore_device_bytes = ${memstoreBytes}
 osd_op_num_shards = 1
 osd_op_num_threads_per_shard = 2
 osd_crush_update_on_start = false
@@ -121,9 +123,9 @@ async function ours(pid: number, conf: string): Promise<boolean> {
  * A throwaway single-node Ceph (one monitor, one memstore OSD, radosgw) in a temp folder on free
  * loopback ports, with an S3 user: a real S3 endpoint for the S3 driver's tests. One per test
  * file (start in `before`, stop in `after`); tests take a bucket each. The objects live in the
- * OSD's memory (2 GiB at most).
+ * OSD's memory: 2 GiB at most, or `memstoreBytes` (the benchmark's 1 GiB pushes need more).
  */
-export async function startCeph(options: { accessKey?: string; secretKey?: string } = {}): Promise<TestCeph> {
+export async function startCeph(options: { accessKey?: string; secretKey?: string; memstoreBytes?: number } = {}): Promise<TestCeph> {
   const started = performance.now();
   const dir = await mkdtemp(join(tmpdir(), 'skiff-ceph-'));
   const conf = join(dir, 'ceph.conf');
@@ -202,7 +204,7 @@ export async function startCeph(options: { accessKey?: string; secretKey?: strin
     const [monPort, rgwPort] = [await freePort(), await freePort()];
     for (const sub of ['run', 'log', 'mon.a', 'osd.0', 'rgw', 'crash']) await mkdir(join(dir, sub), { recursive: true });
     const fsid = randomUUID();
-    await writeFile(conf, cephConf(dir, fsid, monPort, rgwPort));
+    await writeFile(conf, cephConf(dir, fsid, monPort, rgwPort, options.memstoreBytes ?? 2 * 1024 ** 3));
 
     await tool('monmaptool', ['--create', '--fsid', fsid, '--addv', 'a', `[v1:127.0.0.1:${monPort}]`, join(dir, 'monmap')]);
     await tool('ceph-mon', ['-c', conf, '-i', 'a', '--mkfs', '--monmap', join(dir, 'monmap')]);
@@ -225,7 +227,7 @@ export async function startCeph(options: { accessKey?: string; secretKey?: strin
     });
     await tool('radosgw-admin', ['-c', conf, 'user', 'create', '--uid=test', '--display-name=test', `--access-key=${accessKey}`, `--secret-key=${secretKey}`]);
     known = await daemonPids(); // a daemon writes its pid file after its parent returned
-    return { endpoint, accessKey, secretKey, region: 'us-east-1', startMs: Math.round(performance.now() - started), stop };
+    return { endpoint, accessKey, secretKey, region: 'us-east-1', startMs: Math.round(performance.now() - started), conf, stop };
   } catch (error) {
     await stop().catch(() => undefined);
     throw error;

@@ -33,12 +33,13 @@ export interface Engines {
   stop(): Promise<void>;
 }
 
-export async function startEngines(): Promise<Engines> {
+/** `ceph`: options of startCeph (ceph.ts), e.g. a bigger memstore for the benchmark's 1 GiB pushes. */
+export async function startEngines(options: { ceph?: Parameters<typeof startCeph>[0] } = {}): Promise<Engines> {
   const started: { stop(): Promise<void> }[] = [];
   const scratch = await mkdtemp(join(tmpdir(), 'skiff-scale-out-'));
   try {
     // One at a time: on 2 cores Ceph's start is the slow one, and the others would only slow it.
-    const ceph = await startCeph();
+    const ceph = await startCeph(options.ceph);
     started.push(ceph);
     const postgres = await startPostgres();
     started.push(postgres);

@@ -352,16 +352,37 @@ async function call(method: string, path: string, options: RequestOptions = {}):
   return send(method, path, { ...options, headers: { ...options.headers, Authorization: `Bearer ${token}` } });
 }
 
-function send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
-  const target = new URL(registry.url);
+/**
+ * One request, byte for byte. A redirect of a GET or HEAD is followed as Go's net/http client (the
+ * suite's) follows it: to the Location, with the same headers but Authorization, which Go drops
+ * for another host (a registry on S3 redirects blob GETs to presigned URLs).
+ */
+async function send(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
+  const base = new URL(registry.url);
+  // The first request's path goes out as given (never normalized); a redirect's as its Location says.
+  let target = { hostname: base.hostname, port: base.port, host: base.host, path };
+  let headers: Record<string, string> = { 'User-Agent': 'distribution-spec-conformance-tests', ...options.headers };
+  for (let hops = 0; ; hops++) {
+    const res = await sendOnce(method, target, headers, options.body);
+    const location = header(res, 'location');
+    if (!REDIRECTS.has(res.status) || (method !== 'GET' && method !== 'HEAD') || location === '' || hops >= 10) return res;
+    const next = new URL(location, `http://${target.host}${target.path}`);
+    if (next.host !== target.host) headers = Object.fromEntries(Object.entries(headers).filter(([name]) => name.toLowerCase() !== 'authorization'));
+    target = { hostname: next.hostname, port: next.port, host: next.host, path: `${next.pathname}${next.search}` };
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+function sendOnce(method: string, target: { hostname: string; port: string; path: string }, headers: Record<string, string>, body: Buffer | undefined): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
         host: target.hostname,
         port: target.port,
         method,
-        path,
-        headers: { 'User-Agent': 'distribution-spec-conformance-tests', ...options.headers },
+        path: target.path,
+        headers,
         agent: false,
       },
       (res) => {
@@ -372,7 +393,7 @@ function send(method: string, path: string, options: RequestOptions = {}): Promi
       },
     );
     req.on('error', reject);
-    if (options.body !== undefined) req.end(options.body);
+    if (body !== undefined) req.end(body);
     else req.end();
   });
 }

@@ -278,7 +278,7 @@ describe('scale-out settings: storage, metadata, redis (docs/scale-out.md)', () 
       'scale-out.yaml',
       [
         'storage:',
-        '  s3: {endpoint: "http://127.0.0.1:7480/", bucket: skiff, accessKey: ak, secretKey: sk, redirect: 20m}',
+        '  s3: {endpoint: "http://127.0.0.1:7480/", bucket: skiff, accessKey: ak, secretKey: sk}',
         'metadata:',
         '  postgres: {url: "postgres://skiff:pw@db:5432/registry"}',
         'redis: redis://127.0.0.1:6379/0',
@@ -289,6 +289,10 @@ describe('scale-out settings: storage, metadata, redis (docs/scale-out.md)', () 
       s3: { endpoint: 'http://127.0.0.1:7480', region: 'us-east-1', bucket: 'skiff', accessKey: 'ak', secretKey: 'sk', forcePathStyle: true, prefix: '', partSize: 8 * 1024 * 1024, redirect: 20 * 60_000 },
     });
     assert.deepEqual(config.metadata, { postgres: { url: 'postgres://skiff:pw@db:5432/registry', poolSize: 10 } });
+    const noRedirect = await resolveServeConfig({}, await file('no-redirect.yaml', 'storage: {s3: {bucket: skiff, redirect: false}}'));
+    assert.equal(noRedirect.storage?.s3.redirect, undefined, 'redirect: false: the replica sends the bytes');
+    const shorter = await resolveServeConfig({}, await file('redirect-5m.yaml', 'storage: {s3: {bucket: skiff, redirect: 5m}}'));
+    assert.equal(shorter.storage?.s3.redirect, 5 * 60_000);
     assert.deepEqual(config.redis, { url: 'redis://127.0.0.1:6379/0', prefix: 'skiff:' });
   });
 
