@@ -40,9 +40,9 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
   try {
     const blobs = await openBlobStore(dataDir, options);
     const closable = blobs as BlobStore & { close?: () => void };
-    if (typeof closable.close === 'function') closers.unshift(async () => closable.close!());
+    if (typeof closable.close === 'function') closers.push(async () => closable.close!());
     const metadata = await openMetadataStore(dataDir, options);
-    closers.unshift(() => metadata.close());
+    closers.push(() => metadata.close());
     let uploadLocks: RegistryOptions['uploadLocks'];
     let gcLock: RegistryOptions['gcLock'];
     let loginLimiter: RegistryOptions['loginLimiter'];
@@ -54,14 +54,16 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
         import('./coordination/redis-login-limiter.ts'),
       ]);
       const redis = await openRedis(options.redis);
-      closers.unshift(async () => void redis.disconnect());
+      closers.push(async () => void redis.disconnect());
       shared = { client: redis, prefix: options.redis.prefix };
       uploadLocks = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:upload:`, leaseMs: 8000 });
-      // Exactly one collector at a time across the replicas: the cycle runs under this lease.
       gcLock = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:`, leaseMs: GC_LEASE_MS });
       const prefix = options.redis.prefix;
       loginLimiter = (limits) => new RedisLoginLimiter(redis, { prefix, limits });
     }
+    // Exactly one collector at a time across the replicas: on PostgreSQL its advisory lock (held for
+    // the cycle, gone with its session), else the Redis lease.
+    gcLock = collectorLock(metadata) ?? gcLock;
     if (blobs instanceof FsBlobStore) await removeIngestLeftovers(dataDir, metadata);
     else if (!options.readOnly && hasIngestRefs(blobs)) {
       // In the background: listing a bucket's ingests must not hold up the start of a replica.
@@ -72,6 +74,7 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
       );
     }
     const registry = new Registry(blobs, metadata, { ...options, uploadLocks, gcLock, loginLimiter });
+    // Opened first, closed last.
     for (const close of closers) registry.onClose(close);
     closers.length = 0; // the registry closes them from now on
     // Mirror mode: cached repositories fall back to their upstreams (a crash's `fill-*` ingests went above).
@@ -89,7 +92,7 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
     }
     return registry;
   } catch (error) {
-    for (const close of closers) await close().catch(() => undefined);
+    for (const close of closers.reverse()) await close().catch(() => undefined);
     throw error;
   }
 }
@@ -109,6 +112,12 @@ async function openMetadataStore(dataDir: string, options: OpenRegistryOptions):
     return openPostgresMetadata(options.metadata.postgres);
   }
   return new SqliteMetadataStore(registryLayout(dataDir).metadata);
+}
+
+/** The PostgreSQL store's advisory lock for the collector, when the metadata is there. */
+export function collectorLock(metadata: MetadataStore): RegistryOptions['gcLock'] {
+  const store = metadata as MetadataStore & { advisoryLock?: () => NonNullable<RegistryOptions['gcLock']> };
+  return typeof store.advisoryLock === 'function' ? store.advisoryLock() : undefined;
 }
 
 /** Session ids as the registry makes them (randomUUID): other refs (`put-…`) may be another replica's write in progress. */

@@ -61,8 +61,9 @@ export async function openCollector(
       closers.push(async () => s3.close());
       blobs = s3;
     } else blobs = new FsBlobStore(registryLayout(config.data).blobs);
-    let lease: KeyedLock | undefined;
-    if (config.redis) {
+    // The replicas' collector lock: PostgreSQL's advisory lock, else their Redis lease.
+    let lease: KeyedLock | undefined = (metadata as { advisoryLock?: () => KeyedLock }).advisoryLock?.();
+    if (!lease && config.redis) {
       const [{ openRedis }, { RedisKeyedLock }] = await Promise.all([import('../coordination/redis-connection.ts'), import('../coordination/redis-keyed-lock.ts')]);
       const redis = await openRedis(config.redis);
       closers.push(async () => void redis.disconnect());

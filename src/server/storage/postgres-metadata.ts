@@ -1,4 +1,5 @@
 import { redactUrl } from '../../errors/redact-url.ts';
+import type { KeyedLock } from '../../content/keyed-lock.ts';
 import pg from 'pg';
 import type { ClientBase, CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
 import type { Digest } from '../../digest/digest.ts';
@@ -116,7 +117,7 @@ function isConnectionFailure(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') return UNREACHABLE_ERRNO.has(code) || UNAVAILABLE_SQLSTATE.has(code);
-  return /Connection terminated|timeout expired|Client has encountered a connection error/.test(error.message);
+  return /Connection terminated|timeout expired|timeout exceeded when trying to connect|Query read timeout|Client has encountered a connection error/.test(error.message);
 }
 
 /**
@@ -152,12 +153,19 @@ function newPool(url: string, options: PostgresMetadataOptions): pg.Pool {
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? 'skiff',
     types: NUMERIC_INT8,
+    // A server that stops answering (a failover that black-holes the old address) fails a query
+    // instead of hanging its request: TCP keepalive notices a dead peer, query_timeout a silent one.
+    keepAlive: true,
+    query_timeout: QUERY_TIMEOUT_MS,
   });
   // An idle connection that breaks (the server restarted) is only dropped: the next query
   // connects afresh and reports a failure itself. Without a listener the process would exit.
   pool.on('error', ignore);
   return pool;
 }
+
+/** The longest a query may wait for its answer (a collector's batch included) before it fails as unreachable. */
+const QUERY_TIMEOUT_MS = 60_000;
 
 /** A URL pg would misread (anything but postgres:// or postgresql://) is refused before any connection. */
 function checkUrl(url: string, where: string): void {
@@ -1001,6 +1009,48 @@ export class PostgresMetadataStore implements MetadataStore {
 
   async ping(): Promise<void> {
     await this.rows('SELECT 1');
+  }
+
+  /**
+   * A lock held by one process at a time across every replica and `skiff gc`: a PostgreSQL session
+   * advisory lock on a connection of its own, kept for the whole of `work`. Unlike a lease it cannot
+   * run out under a live holder, and PostgreSQL drops it when the holder's session ends (a crash,
+   * kill -9), so the collector's one-at-a-time rule rests on the same server as its decisions.
+   */
+  advisoryLock(): KeyedLock {
+    const hold = async <T>(key: string, work: () => Promise<T>, wait: boolean): Promise<T | undefined> => {
+      const client = await this.pool.connect();
+      let broken: Error | undefined;
+      // A checked-out client has no listener of the pool's: a session the server ends while it holds
+      // the lock would otherwise be an uncaught error that takes the process down.
+      const onError = (error: Error): void => {
+        broken = error;
+      };
+      client.on('error', onError);
+      try {
+        const lockKey = `skiff:${key}`;
+        const taken = wait
+          ? (await client.query('SELECT pg_advisory_lock(hashtextextended($1, 0))', [lockKey]), true)
+          : (await client.query<{ taken: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS taken', [lockKey])).rows[0]?.taken === true;
+        if (!taken) return undefined;
+        try {
+          return await work();
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(hashtextextended($1, 0))', [lockKey]).catch((error: Error) => (broken = error));
+        }
+      } catch (error) {
+        if (isConnectionFailure(error)) broken = error as Error;
+        throw error;
+      } finally {
+        // A connection whose unlock failed may still hold the lock: it goes, and its session with it.
+        client.off('error', onError);
+        client.release(broken);
+      }
+    };
+    return {
+      run: async (key, work) => (await hold(key, work, true)) as Awaited<ReturnType<typeof work>>,
+      tryRun: (key, work) => hold(key, work, false),
+    };
   }
 
   async close(): Promise<void> {

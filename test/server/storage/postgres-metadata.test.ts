@@ -296,6 +296,41 @@ describe('PostgresMetadataStore specifics', { skip }, () => {
     });
   });
 
+  test("the collector's advisory lock: one holder across replicas; tryRun skips, run waits; a dead session's lock goes with it", async () => {
+    await withReplicas(async (a, b, url) => {
+      const mine = a.advisoryLock();
+      const theirs = b.advisoryLock();
+      let release!: () => void;
+      const holding = mine.run('gc', () => new Promise<string>((resolve) => (release = () => resolve('first'))));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await theirs.tryRun('gc', async () => 'second'), undefined, 'held by the other replica');
+      assert.equal(await theirs.tryRun('other', async () => 'free'), 'free', 'another key is free');
+      let waited = false;
+      const waiting = theirs.run('gc', async () => (waited = true));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(waited, false, 'run waits for the holder');
+      release();
+      assert.equal(await holding, 'first');
+      await waiting;
+      assert.equal(waited, true);
+      // A holder whose process dies: its session ends, and the lock with it.
+      const dying = await PostgresMetadataStore.open(url);
+      let hold!: () => void;
+      const held = dying.advisoryLock().run('gc', () => new Promise<void>((resolve) => (hold = resolve)));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      assert.equal(await a.advisoryLock().tryRun('gc', async () => 'taken'), undefined);
+      const { Client } = (await import('pg')).default;
+      const admin = new Client({ connectionString: url });
+      await admin.connect();
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND pid <> pg_backend_pid()");
+      await admin.end();
+      hold();
+      await held.catch(() => undefined);
+      assert.equal(await a.advisoryLock().tryRun('gc', async () => 'taken'), 'taken', 'free once the holding session ended');
+      await dying.close();
+    });
+  });
+
   test('two replicas: 20 concurrent pushes of one tag; the tag names one of them and every manifest reads back on both', async () => {
     await withReplicas(async (a, b) => {
       const records = Array.from({ length: 20 }, (_, i) => record('team/app', `push ${i}`, { annotations: { i: String(i) } }));
