@@ -59,9 +59,11 @@ export function createS3Client(options: S3ConnectionOptions): S3Client {
     responseChecksumValidation: 'WHEN_REQUIRED',
     // A blob response holds its connection for as long as the client reads: the SDK's default of
     // 50 sockets would queue the 51st download behind the others. An endpoint that does not
-    // answer fails in 10 s instead of never.
+    // answer fails in 10 s instead of never, and one that goes silent mid-request in 2 minutes
+    // (longer than skiff's own idle timeout for a client that stops reading, 60 s by default).
     requestHandler: {
       connectionTimeout: 10_000,
+      socketTimeout: 120_000,
       httpAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 512 },
       httpsAgent: { keepAlive: true, maxSockets: options.maxSockets ?? 512 },
     },
@@ -254,14 +256,13 @@ export class S3Bucket {
    * Copies `source` (of `size` bytes) to `target` inside the bucket, server-side, with `metadata`
    * replacing the source's: one CopyObject up to `copyLimit` (radosgw then copies its manifest, not
    * the bytes), above it a multipart upload of UploadPartCopy ranges, aborted if any range fails.
+   * With `keep`, the single CopyObject keeps the metadata of the object it copies (whatever was
+   * written last), and `metadata` serves only the multipart path, which cannot copy it.
    */
-  async copy(source: string, target: string, size: number, metadata: Record<string, string>, operation: string): Promise<void> {
+  async copy(source: string, target: string, size: number, metadata: Record<string, string>, operation: string, options: { keep?: boolean } = {}): Promise<void> {
     if (size <= this.copyLimit) {
-      await this.send(
-        new CopyObjectCommand({ Bucket: this.name, Key: target, CopySource: this.copySource(source), MetadataDirective: 'REPLACE', Metadata: metadata, ContentType: BINARY }),
-        operation,
-        target,
-      );
+      const directive = options.keep ? { MetadataDirective: 'COPY' as const } : { MetadataDirective: 'REPLACE' as const, Metadata: metadata, ContentType: BINARY };
+      await this.send(new CopyObjectCommand({ Bucket: this.name, Key: target, CopySource: this.copySource(source), ...directive }), operation, target);
       return;
     }
     // Ranges as large as allowed (fewer requests), but within 10,000 parts.

@@ -2,6 +2,16 @@ import { access, constants, statfs } from 'node:fs/promises';
 import type { Registry } from './registry.ts';
 import { freeSpaceFloor, type FreeSpaceRule } from './units.ts';
 
+const PING_TIMEOUT_MS = 5000;
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 export type HealthStatus = { status: 'ready' } | { status: 'unavailable'; reason: string };
 
 /**
@@ -11,7 +21,8 @@ export type HealthStatus = { status: 'ready' } | { status: 'unavailable'; reason
  */
 export async function checkHealth(registry: Registry, dataDir: string, minFreeSpace: FreeSpaceRule): Promise<HealthStatus> {
   try {
-    await registry.metadata.ping();
+    // A database that has gone silent must make the probe fail, not hang it (the balancer's probe would time out instead of reading why).
+    await withTimeout(registry.metadata.ping(), PING_TIMEOUT_MS, `no answer within ${PING_TIMEOUT_MS / 1000} s`);
   } catch (error) {
     return { status: 'unavailable', reason: `the metadata store does not answer: ${(error as Error).message}` };
   }

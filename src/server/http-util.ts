@@ -132,10 +132,16 @@ const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOU
  * Redis away (ioredis gives up after its one retry), S3's endpoint refusing connections.
  */
 function backendUnavailable(error: unknown): boolean {
-  const e = error as { code?: unknown; name?: unknown };
+  const e = error as { code?: unknown; name?: unknown; message?: unknown };
   if (e.code === 'METADATA_UNREACHABLE' || e.name === 'MaxRetriesPerRequestError') return true;
-  return error instanceof StorageError && error.kind !== 'full' && UNREACHABLE.has(error.reason);
+  // ioredis's commandTimeout: Redis went silent.
+  if (e.name === 'Error' && e.message === 'Command timed out') return true;
+  // S3's side: a refused or silent connection (the SDK's TimeoutError), or S3 saying it is busy (503: SlowDown, ServiceUnavailable).
+  return error instanceof StorageError && error.kind !== 'full' && (UNREACHABLE.has(error.reason) || BUSY.has(error.reason));
 }
+
+/** S3 codes of a store that is there but cannot serve now. */
+const BUSY = new Set(['TimeoutError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout']);
 
 /** Maps any failure to the spec's error body. Unknown errors become 500 UNKNOWN. */
 export function toRegistryError(error: unknown): RegistryError {

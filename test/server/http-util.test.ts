@@ -138,6 +138,10 @@ describe('toRegistryError: a scale-out backend that does not answer', () => {
       new MetadataConnectionError('METADATA_UNREACHABLE', 'postgresql://skiff@db/registry', 'PostgreSQL at postgresql://skiff@db/registry does not answer', refused),
       Object.assign(new Error('Reached the max retries per request limit (which is 1).'), { name: 'MaxRetriesPerRequestError' }),
       s3StorageError(refused, 'reading blob sha256:ab', 's3://skiff/blobs/sha256/ab/ab'),
+      // The SDK's socket timeout (a silent endpoint), S3's own 503, and ioredis's command timeout (a silent Redis).
+      s3StorageError(Object.assign(new Error('socket timed out'), { name: 'TimeoutError' }), 'reading blob sha256:ab', 's3://skiff/blobs/sha256/ab/ab'),
+      s3StorageError(Object.assign(new Error('Please reduce your request rate.'), { name: 'SlowDown', $metadata: { httpStatusCode: 503 } }), 'reading blob sha256:ab', 's3://skiff/blobs/sha256/ab/ab'),
+      new Error('Command timed out'),
     ];
     for (const error of unavailable) {
       const mapped = toRegistryError(error);

@@ -3,6 +3,9 @@ import { ConfigError } from '../../errors/config-error.ts';
 import { redactUrl } from '../../errors/redact-url.ts';
 import type { RedisConfig } from '../backend-config.ts';
 
+/** Every command of a replica's shared connection answers within this, or fails (503, or the mirror's unshared fetch). */
+const COMMAND_TIMEOUT_MS = 5000;
+
 /**
  * Connects to the replicas' shared Redis and checks it answers, or throws a ConfigError that names
  * the `redis.url` setting and what failed. Requests fail fast while Redis is away (one retry, no
@@ -15,6 +18,8 @@ export async function openRedis(config: RedisConfig, options: { connectTimeoutMs
     lazyConnect: true,
     maxRetriesPerRequest: 1,
     connectTimeout: options.connectTimeoutMs ?? 5000,
+    // A Redis that goes silent (a partition, not a refusal) fails a command instead of hanging its request.
+    commandTimeout: COMMAND_TIMEOUT_MS,
     retryStrategy: (times) => Math.min(50 * 2 ** times, 2000),
   });
   redis.on('error', (error: Error) => {
