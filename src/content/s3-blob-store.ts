@@ -340,7 +340,8 @@ export class S3BlobStore implements BlobStore, IngestHost {
     const head = await this.bucket.head(key, operation);
     if (!head) return undefined;
     try {
-      await this.bucket.copy(key, trash, head.ContentLength ?? 0, head.Metadata ?? {}, operation);
+      // `keep`: the trash copy carries the stamp of the object copied, which may be a fresh copy written after the HEAD.
+      await this.bucket.copy(key, trash, head.ContentLength ?? 0, head.Metadata ?? {}, operation, { keep: true });
     } catch (error) {
       if (isMissingObject(error)) return undefined; // deleted meanwhile
       throw error;

@@ -4,7 +4,7 @@ import { createDigester, parseDigest, type Algorithm, type Digest } from '../dig
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import type { KeyedMutex } from './keyed-mutex.ts';
 import { inParallel, MAX_PARTS, MIN_PART_SIZE, type S3Bucket } from './s3-bucket.ts';
-import { isGoneUpload, s3StorageError } from './s3-errors.ts';
+import { isGoneUpload, isNetworkFailure, s3StorageError } from './s3-errors.ts';
 import type { S3Layout } from './s3-layout.ts';
 import type { AppendOptions, CommitResult, Ingest } from './store.ts';
 
@@ -340,7 +340,7 @@ export class S3Ingest implements Ingest {
     try {
       etag = await this.host.bucket.uploadPart(this.dataKey, w.uploadId, number, w.buffer.view(), `${operation} (part ${number})`);
     } catch (error) {
-      if (!isGoneUpload(error) || w.recovered || !record || w.uploadId !== record.uploadId) throw error;
+      if (!(await this.uploadGone(error, w.uploadId, operation)) || w.recovered || !record || w.uploadId !== record.uploadId) throw error;
       // A commit elsewhere completed the upload and stopped short of removing the ingest: its
       // parts are in `data` now, so go on with a copy of them.
       Object.assign(w, await this.rebuild(w.partSize, w.count, record.tag, operation), { recovered: true });
@@ -350,6 +350,22 @@ export class S3Ingest implements Ingest {
     w.etags[w.count] = etag;
     w.count = number;
     w.buffer.reset();
+  }
+
+  /**
+   * Whether a failed UploadPart met an upload that is gone. S3 says NoSuchUpload; but radosgw
+   * answers that before reading the body and closes the connection, so the sender often sees only
+   * the broken pipe (EPIPE, ECONNRESET): then ListParts decides.
+   */
+  private async uploadGone(error: unknown, uploadId: string, operation: string): Promise<boolean> {
+    if (isGoneUpload(error)) return true;
+    if (!isNetworkFailure(error)) return false;
+    try {
+      await this.host.bucket.listParts(this.dataKey, uploadId, operation);
+      return false;
+    } catch (listing) {
+      return isGoneUpload(listing);
+    }
   }
 
   /**
@@ -403,7 +419,7 @@ export class S3Ingest implements Ingest {
     } catch (error) {
       // The memo's upload is gone in a way its generation did not show (a commit elsewhere that
       // did not finish): go the long way, from what S3 lists.
-      if (trusted && uploadId === record.uploadId && isGoneUpload(error)) return this.assemble(record, undefined, operation);
+      if (trusted && uploadId === record.uploadId && (await this.uploadGone(error, uploadId, operation))) return this.assemble(record, undefined, operation);
       throw error;
     }
   }
