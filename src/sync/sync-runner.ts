@@ -158,28 +158,31 @@ export class SyncRunner {
    */
   async dispatch(rules: ImageRule[], queue: SyncQueue): Promise<void> {
     await queue.listen();
-    this.emit({ type: 'pass', pass: 0, jobs: rules.length });
     const cap = this.imagesInFlight * 16;
     let outstanding = 0;
     // The loop below is the only waiter: one wake-up at a time.
     let wake: (() => void) | undefined;
     const slot = () => new Promise<void>((resolve) => (wake = resolve));
-    const items = this.tasks(
-      rules.map((rule) => ({ kind: 'rule', rule })),
-      new Set(),
-      overlappingPairs(rules),
-      [],
-      true,
-    );
-    for await (const { task, key } of items) {
+    const seen = new Set<string>();
+    const overlapping = overlappingPairs(rules);
+    // Images are retried by the queue; a rule whose expansion failed (its tag list, say) is planned
+    // again in a later pass, as `run` does, up to `retries` passes.
+    let pending: Job[] = rules.map((rule) => ({ kind: 'rule', rule }));
+    for (let pass = 0; pending.length > 0 && pass <= this.options.retries; pass++) {
       if (this.options.signal?.aborted) break;
-      while (outstanding >= cap) await slot();
-      outstanding++;
-      this.emit({ type: 'image-start', task, key });
-      void this.awaitJob(queue, task, key).finally(() => {
-        outstanding--;
-        wake?.();
-      });
+      this.emit({ type: 'pass', pass, jobs: pending.length });
+      const failed: Job[] = [];
+      for await (const { task, key } of this.tasks(pending, seen, overlapping, failed, pass === this.options.retries)) {
+        if (this.options.signal?.aborted) break;
+        while (outstanding >= cap) await slot();
+        outstanding++;
+        this.emit({ type: 'image-start', task, key });
+        void this.awaitJob(queue, task, key).finally(() => {
+          outstanding--;
+          wake?.();
+        });
+      }
+      pending = failed;
     }
     while (outstanding > 0) await slot();
   }

@@ -35,6 +35,9 @@ interface JobData {
   key: string;
 }
 
+/** How often the jobs still waited for are looked up, in case their end's event was missed. */
+const SWEEP_MS = 30_000;
+
 export type JobOutcome = { ok: true; result: QueuedResult } | { ok: false; reason: string };
 
 export interface SyncQueueOptions {
@@ -66,6 +69,8 @@ export class SyncQueue {
   private worker: Worker | undefined;
   private readonly waiting = new Map<string, (outcome: JobOutcome) => void>();
   private readonly runId = randomUUID();
+  private sweeper: NodeJS.Timeout | undefined;
+  private sweeping = false;
 
   constructor(options: SyncQueueOptions) {
     this.options = { name: 'skiff-sync', lockMs: 30_000, ...options };
@@ -119,14 +124,44 @@ export class SyncQueue {
     const jobId = `${this.runId}-${createHash('sha256').update(key).digest('hex').slice(0, 32)}`;
     const done = new Promise<JobOutcome>((resolve) => this.waiting.set(jobId, resolve));
     const data: JobData = { task, key };
-    await queue.add('image', data, {
-      jobId,
-      attempts,
-      backoff: { type: 'exponential', delay: 1000 },
-      removeOnComplete: { age: 3600 },
-      removeOnFail: { age: 24 * 3600 },
-    });
+    try {
+      await queue.add('image', data, {
+        jobId,
+        attempts,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: { age: 3600 },
+        removeOnFail: { age: 24 * 3600 },
+      });
+    } catch (error) {
+      this.waiting.delete(jobId);
+      throw error;
+    }
+    this.sweeper ??= setInterval(() => void this.sweep(), SWEEP_MS).unref();
     return done;
+  }
+
+  /**
+   * A job's end normally arrives as an event; one missed while the events' connection was away
+   * (the stream is trimmed meanwhile) would leave its waiter forever. Every SWEEP_MS the jobs still
+   * waited for are looked up: a finished one settles from its stored state.
+   */
+  private async sweep(): Promise<void> {
+    const queue = this.queue;
+    if (!queue || this.sweeping) return;
+    this.sweeping = true;
+    try {
+      for (const jobId of [...this.waiting.keys()]) {
+        const job = await queue.getJob(jobId);
+        if (!job) continue;
+        const state = await job.getState();
+        if (state === 'completed') this.settle(jobId, { ok: true, result: job.returnvalue as QueuedResult });
+        else if (state === 'failed') this.settle(jobId, { ok: false, reason: job.failedReason });
+      }
+    } catch {
+      // Redis away: the next sweep tries again.
+    } finally {
+      this.sweeping = false;
+    }
   }
 
   /** Takes jobs, `concurrency` at a time, until `close`. */
@@ -150,6 +185,7 @@ export class SyncQueue {
   }
 
   async close(): Promise<void> {
+    if (this.sweeper) clearInterval(this.sweeper);
     await this.worker?.close();
     await this.events?.close();
     await this.queue?.close();
