@@ -112,7 +112,7 @@ export function parseStorage(v: unknown): Parsed<StorageConfig> {
   if (input.forcePathStyle !== undefined && typeof input.forcePathStyle !== 'boolean') problems.push('.s3.forcePathStyle: must be true or false');
   out.forcePathStyle = typeof input.forcePathStyle === 'boolean' ? input.forcePathStyle : out.endpoint !== undefined;
   if (input.prefix !== undefined) {
-    if (typeof input.prefix !== 'string' || !/^([A-Za-z0-9._-]+\/)*$/.test(input.prefix)) problems.push('.s3.prefix: expected key folders ending in a slash, such as registry/ (letters, digits, . _ -)');
+    if (typeof input.prefix !== 'string' || !/^([A-Za-z0-9._-]+\/)*$/.test(input.prefix) || input.prefix.split('/').some((part) => part === '.' || part === '..')) problems.push('.s3.prefix: expected key folders ending in a slash, such as registry/ (letters, digits, . _ -)');
     else out.prefix = input.prefix;
   }
   if (input.partSize !== undefined) {

@@ -104,11 +104,22 @@ export class Registry {
     this.closers.unshift(work);
   }
 
-  /** Closes what the storage holds open: connections, then the metadata store. */
+  /**
+   * Closes what the storage holds open, last opened first. Each is closed even when another fails
+   * (a Redis left reconnecting would keep the process alive); the first failure is then thrown.
+   */
   async close(): Promise<void> {
     const closers = this.closers.splice(0);
     if (closers.length === 0) return this.metadata.close();
-    for (const close of closers) await close();
+    let failure: unknown;
+    for (const close of closers) {
+      try {
+        await close();
+      } catch (error) {
+        failure ??= error;
+      }
+    }
+    if (failure !== undefined) throw failure;
   }
 
   /** Turns on mirror mode. */
