@@ -191,7 +191,21 @@ export async function startCeph(options: { accessKey?: string; secretKey?: strin
     }
     known = await daemonPids();
   };
-  const ceph = (args: string[], timeoutMs?: number) => tool('ceph', ['-c', conf, '--connect-timeout', '5', ...args], timeoutMs);
+  /**
+   * The `ceph` CLI. A monitor that has just formed its quorum sometimes refuses the CLI's first
+   * step ("problem getting command descriptions from mon", EPERM): nothing was sent yet, so the
+   * command is tried again (seen once in ~40 starts, in CI).
+   */
+  const ceph = async (args: string[], timeoutMs?: number): Promise<string> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await tool('ceph', ['-c', conf, '--connect-timeout', '5', ...args], timeoutMs);
+      } catch (error) {
+        if (attempt >= 10 || !/problem getting command descriptions/.test((error as Error).message)) throw error;
+        await sleep(200 * attempt);
+      }
+    }
+  };
   const poll = async (what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!(await check().catch(() => false))) {
