@@ -115,7 +115,7 @@ async function openMetadataStore(dataDir: string, options: OpenRegistryOptions):
 }
 
 /** The PostgreSQL store's advisory lock for the collector, when the metadata is there. */
-export function collectorLock(metadata: MetadataStore): RegistryOptions['gcLock'] {
+function collectorLock(metadata: MetadataStore): RegistryOptions['gcLock'] {
   const store = metadata as MetadataStore & { advisoryLock?: () => NonNullable<RegistryOptions['gcLock']> };
   return typeof store.advisoryLock === 'function' ? store.advisoryLock() : undefined;
 }

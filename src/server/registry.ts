@@ -25,7 +25,7 @@ export interface RegistryOptions {
   quotas?: QuotaRule[] | undefined;
   /** Who may touch an upload session at a time: this process's mutex, or replicas' shared one (Redis). */
   uploadLocks?: KeyedLock | undefined;
-  /** Replicas' shared lease under which a garbage-collection cycle runs (one collector at a time); this process's cycles never overlap anyway. */
+  /** Replicas' shared lock under which a garbage-collection cycle runs (PostgreSQL's advisory lock, else a Redis lease: one collector at a time); this process's cycles never overlap anyway. */
   gcLock?: KeyedLock | undefined;
   /** Replicas' shared failed-login counts (Redis), for the access control serve builds. */
   loginLimiter?: ((limits: LoginLimits) => LoginLimiter) | undefined;

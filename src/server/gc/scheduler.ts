@@ -33,7 +33,7 @@ export class GcScheduler {
   private readonly lease: KeyedLock | undefined;
 
   /**
-   * `lease`: replicas share one (Redis), and a cycle runs only under it: while another replica's
+   * `lease`: replicas share one (PostgreSQL's advisory lock, else a Redis lease), and a cycle runs only under it: while another replica's
    * collector runs, this one skips its turn instead of reviewing the same digests at once.
    */
   constructor(options: { settings: GcSettings; collector: GarbageCollector; metadata: MetadataStore; log: Logger; metrics?: ServerMetrics; lease?: KeyedLock | undefined }) {
