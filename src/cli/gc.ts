@@ -30,7 +30,7 @@ export function registerGc(program: Command): void {
       const opened = await openCollector(config, log);
       try {
         const cycle = () => runGcCycle(opened.collector, opened.metadata, config.gc, { dryRun: options.dryRun ?? false, sweepFiles: options.sweep, log });
-        // Replicas share a collector lock (PostgreSQL's advisory lock, else a Redis lease): wait for a cycle of theirs to end rather than run beside it.
+        // skiff serve's collector takes the same lock (SQLite's lock file, PostgreSQL's advisory lock, or the replicas' Redis lease): wait for a cycle of its to end rather than run beside it.
         const report = opened.lease ? await opened.lease.run('gc', cycle) : await cycle();
         process.stdout.write(renderGcReport(report));
       } finally {

@@ -6,7 +6,7 @@ import { parseManifest, type ParsedManifest } from '../oci/manifest.ts';
 import { bestMatch, formatPlatform, hostPlatform } from '../oci/platform.ts';
 import { canonicalName, formatFamiliar, formatReference, parseReference, type Reference } from '../reference/reference.ts';
 import { join } from 'node:path';
-import { withFileLock } from './file-lock.ts';
+import { withFileLock } from '../content/file-lock.ts';
 import { Limiter } from '../graph/limiter.ts';
 import { DecodeThread } from './decode-thread.ts';
 import { LayerDigester, type LayerMeasurement } from './layer-digester.ts';

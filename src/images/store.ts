@@ -7,7 +7,7 @@ import { syncFile } from '../content/sync-file.ts';
 import { isDigest, type Digest } from '../digest/digest.ts';
 import type { Descriptor, ImageIndex, Platform } from '../oci/descriptor.ts';
 import { MediaTypes } from '../oci/media-types.ts';
-import { isAlive, sweepStaleLocks, withFileLock } from './file-lock.ts';
+import { isAlive, sweepStaleLocks, withFileLock } from '../content/file-lock.ts';
 
 /** OCI's annotation for a reference name in index.json; skopeo's `oci:<root>:<ref>` matches on it. */
 export const REF_NAME = 'org.opencontainers.image.ref.name';

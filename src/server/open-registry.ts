@@ -2,6 +2,7 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { FsBlobStore } from '../content/fs-blob-store.ts';
+import { FileKeyedLock } from '../content/file-lock.ts';
 import { SendBuffers } from '../content/send-buffers.ts';
 import type { UpstreamConfig } from '../proxy/upstream-config.ts';
 import { prepareDataDir } from './data-dir.ts';
@@ -61,9 +62,10 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
       const prefix = options.redis.prefix;
       loginLimiter = (limits) => new RedisLoginLimiter(redis, { prefix, limits });
     }
-    // Exactly one collector at a time across the replicas: on PostgreSQL its advisory lock (held for
-    // the cycle, gone with its session), else the Redis lease.
-    gcLock = collectorLock(metadata) ?? gcLock;
+    // Exactly one collector at a time: across replicas, PostgreSQL's advisory lock (held for the
+    // cycle, gone with its session), else the Redis lease; on SQLite, a lock file beside it, which a
+    // `skiff gc --data` on the same directory takes too.
+    gcLock = collectorLock(metadata, dataDir) ?? gcLock;
     if (blobs instanceof FsBlobStore) await removeIngestLeftovers(dataDir, metadata);
     else if (!options.readOnly && hasIngestRefs(blobs)) {
       // In the background: listing a bucket's ingests must not hold up the start of a replica.
@@ -114,8 +116,12 @@ async function openMetadataStore(dataDir: string, options: OpenRegistryOptions):
   return new SqliteMetadataStore(registryLayout(dataDir).metadata);
 }
 
-/** The PostgreSQL store's advisory lock for the collector, when the metadata is there. */
-function collectorLock(metadata: MetadataStore): RegistryOptions['gcLock'] {
+/**
+ * The collector's lock that lives with the metadata: PostgreSQL's advisory lock, or SQLite's lock
+ * file `<data>/gc.lock`; undefined for a store with neither.
+ */
+export function collectorLock(metadata: MetadataStore, dataDir: string): RegistryOptions['gcLock'] {
+  if (metadata instanceof SqliteMetadataStore) return new FileKeyedLock(dataDir);
   const store = metadata as MetadataStore & { advisoryLock?: () => NonNullable<RegistryOptions['gcLock']> };
   return typeof store.advisoryLock === 'function' ? store.advisoryLock() : undefined;
 }

@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { FsBlobStore } from '../../content/fs-blob-store.ts';
+import { FileKeyedLock } from '../../content/file-lock.ts';
 import type { BlobStore } from '../../content/store.ts';
 import { ConfigError } from '../../errors/config-error.ts';
 import { registryLayout } from '../storage/layout.ts';
@@ -61,8 +62,8 @@ export async function openCollector(
       closers.push(async () => s3.close());
       blobs = s3;
     } else blobs = new FsBlobStore(registryLayout(config.data).blobs);
-    // The replicas' collector lock: PostgreSQL's advisory lock, else their Redis lease.
-    let lease: KeyedLock | undefined = (metadata as { advisoryLock?: () => KeyedLock }).advisoryLock?.();
+    // The collector lock `skiff serve` takes too: PostgreSQL's advisory lock or SQLite's lock file, else the replicas' Redis lease.
+    let lease: KeyedLock | undefined = (metadata as { advisoryLock?: () => KeyedLock }).advisoryLock?.() ?? (metadata instanceof SqliteMetadataStore ? new FileKeyedLock(config.data) : undefined);
     if (!lease && config.redis) {
       const [{ openRedis }, { RedisKeyedLock }] = await Promise.all([import('../coordination/redis-connection.ts'), import('../coordination/redis-keyed-lock.ts')]);
       const redis = await openRedis(config.redis);

@@ -10,6 +10,7 @@ import { join } from 'node:path';
  *   <data>/ingest/put-<uuid>      a one-shot write in progress (removed at start-up)
  *   <data>/ingest/fill-<uuid>     a mirror's blob fill in progress (removed at start-up)
  *   <data>/gc-trash/<alg>-<hex>   a blob the collector condemned, between its move and its delete
+ *   <data>/gc.lock                the running collection cycle's PID (skiff serve's or skiff gc's: one at a time)
  *   <data>/auth/token-key.pem     the token service's signing key (0600), made on first start
  *   <data>/mirror-spool/          with storage: s3 only: mirror fills in progress, before they
  *                                 reach the bucket verified (emptied at start; docs/scale-out.md)
