@@ -2,14 +2,13 @@ import { readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino, type Logger } from 'pino';
 import { FsBlobStore } from '../content/fs-blob-store.ts';
-import { FileKeyedLock } from '../content/file-lock.ts';
 import { SendBuffers } from '../content/send-buffers.ts';
 import type { UpstreamConfig } from '../proxy/upstream-config.ts';
 import { prepareDataDir } from './data-dir.ts';
 import { Registry, type RegistryOptions } from './registry.ts';
 import { registryLayout } from './storage/layout.ts';
 import { SqliteMetadataStore } from './storage/sqlite-metadata.ts';
-import { GC_LEASE_MS } from './gc/open-collector.ts';
+import { collectorLock, redisCollectorLease } from './gc/open-collector.ts';
 import type { BlobStore } from '../content/store.ts';
 import type { MetadataStore } from './storage/metadata.ts';
 import type { MetadataConfig, RedisConfig, StorageConfig } from './backend-config.ts';
@@ -45,7 +44,6 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
     const metadata = await openMetadataStore(dataDir, options);
     closers.push(() => metadata.close());
     let uploadLocks: RegistryOptions['uploadLocks'];
-    let gcLock: RegistryOptions['gcLock'];
     let loginLimiter: RegistryOptions['loginLimiter'];
     let shared: { client: Redis; prefix: string } | undefined;
     if (options.redis) {
@@ -58,14 +56,13 @@ export async function openRegistry(dataDir: string, options: OpenRegistryOptions
       closers.push(async () => void redis.disconnect());
       shared = { client: redis, prefix: options.redis.prefix };
       uploadLocks = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:upload:`, leaseMs: 8000 });
-      gcLock = new RedisKeyedLock(redis, { prefix: `${options.redis.prefix}lock:`, leaseMs: GC_LEASE_MS });
       const prefix = options.redis.prefix;
       loginLimiter = (limits) => new RedisLoginLimiter(redis, { prefix, limits });
     }
     // Exactly one collector at a time: across replicas, PostgreSQL's advisory lock (held for the
     // cycle, gone with its session), else the Redis lease; on SQLite, a lock file beside it, which a
     // `skiff gc --data` on the same directory takes too.
-    gcLock = collectorLock(metadata, dataDir) ?? gcLock;
+    const gcLock = collectorLock(metadata, dataDir) ?? (shared ? redisCollectorLease(shared.client, shared.prefix) : undefined);
     if (blobs instanceof FsBlobStore) await removeIngestLeftovers(dataDir, metadata);
     else if (!options.readOnly && hasIngestRefs(blobs)) {
       // In the background: listing a bucket's ingests must not hold up the start of a replica.
@@ -114,16 +111,6 @@ async function openMetadataStore(dataDir: string, options: OpenRegistryOptions):
     return openPostgresMetadata(options.metadata.postgres);
   }
   return new SqliteMetadataStore(registryLayout(dataDir).metadata);
-}
-
-/**
- * The collector's lock that lives with the metadata: PostgreSQL's advisory lock, or SQLite's lock
- * file `<data>/gc.lock`; undefined for a store with neither.
- */
-export function collectorLock(metadata: MetadataStore, dataDir: string): RegistryOptions['gcLock'] {
-  if (metadata instanceof SqliteMetadataStore) return new FileKeyedLock(dataDir);
-  const store = metadata as MetadataStore & { advisoryLock?: () => NonNullable<RegistryOptions['gcLock']> };
-  return typeof store.advisoryLock === 'function' ? store.advisoryLock() : undefined;
 }
 
 /** Session ids as the registry makes them (randomUUID): other refs (`put-…`) may be another replica's write in progress. */

@@ -9,10 +9,27 @@ import type { MetadataStore } from '../storage/metadata.ts';
 import { SqliteMetadataStore } from '../storage/sqlite-metadata.ts';
 import { GarbageCollector, type CollectableStore } from './collector.ts';
 import type { KeyedLock } from '../../content/keyed-lock.ts';
+import type { Redis } from 'ioredis';
+import { RedisKeyedLock } from '../coordination/redis-keyed-lock.ts';
 import type { ServeConfig } from '../config.ts';
 
 /** The collector's lease across replicas (Redis): renewed while a cycle runs, gone 30 s after a collector died. */
-export const GC_LEASE_MS = 30_000;
+const GC_LEASE_MS = 30_000;
+
+/**
+ * The collector's lock that lives with the metadata, taken by `skiff serve`'s scheduler and by
+ * `skiff gc` alike: PostgreSQL's advisory lock, or SQLite's lock file `<data>/gc.lock`; undefined
+ * for a store with neither (then the replicas' Redis lease, redisCollectorLease).
+ */
+export function collectorLock(metadata: MetadataStore, dataDir: string): KeyedLock | undefined {
+  if (metadata instanceof SqliteMetadataStore) return new FileKeyedLock(dataDir);
+  return (metadata as { advisoryLock?: () => KeyedLock }).advisoryLock?.();
+}
+
+/** The collector's turn as a Redis lease (`<prefix>lock:gc`), for metadata with no lock of its own. */
+export function redisCollectorLease(redis: Redis, prefix: string): KeyedLock {
+  return new RedisKeyedLock(redis, { prefix: `${prefix}lock:`, leaseMs: GC_LEASE_MS });
+}
 
 /** The collector of a running registry's own store. */
 export function collectorFor(blobs: BlobStore, metadata: MetadataStore, log?: Logger): GarbageCollector {
@@ -62,13 +79,13 @@ export async function openCollector(
       closers.push(async () => s3.close());
       blobs = s3;
     } else blobs = new FsBlobStore(registryLayout(config.data).blobs);
-    // The collector lock `skiff serve` takes too: PostgreSQL's advisory lock or SQLite's lock file, else the replicas' Redis lease.
-    let lease: KeyedLock | undefined = (metadata as { advisoryLock?: () => KeyedLock }).advisoryLock?.() ?? (metadata instanceof SqliteMetadataStore ? new FileKeyedLock(config.data) : undefined);
+    // The collector lock `skiff serve` takes too (Redis is opened only when neither store has one).
+    let lease = collectorLock(metadata, config.data);
     if (!lease && config.redis) {
-      const [{ openRedis }, { RedisKeyedLock }] = await Promise.all([import('../coordination/redis-connection.ts'), import('../coordination/redis-keyed-lock.ts')]);
+      const { openRedis } = await import('../coordination/redis-connection.ts');
       const redis = await openRedis(config.redis);
       closers.push(async () => void redis.disconnect());
-      lease = new RedisKeyedLock(redis, { prefix: `${config.redis.prefix}lock:`, leaseMs: GC_LEASE_MS });
+      lease = redisCollectorLease(redis, config.redis.prefix);
     }
     return { collector: collectorFor(blobs, metadata, log), metadata, ...(lease ? { lease } : {}), close };
   } catch (error) {
