@@ -71,10 +71,21 @@ ${options.http}
 }
 
 /**
- * Debian's nginx with `config` (a whole nginx.conf) from the temp prefix `dir`, `daemon off`, as our
- * child (stopped by its PID); resolves once `/v2/` answers on `port`. Its log files are in `dir/logs`.
+ * Debian's nginx on a free loopback port from a temp prefix (pid, logs and temp paths all there),
+ * `daemon off`, as our child (stopped by its PID), once `/v2/` answers. `server(listen)` gives the
+ * server and upstream blocks; each request is written to the access log as `logFormat`.
  */
-export async function runNginx(dir: string, config: string, port: number): Promise<{ child: ChildProcess; url: string; errorLog: () => Promise<string> }> {
+export async function startNginx(options: { prefix: string; workerConnections: number; logFormat: string; server: (listen: string) => Promise<string> }): Promise<NginxFront> {
+  const dir = await mkdtemp(join(tmpdir(), options.prefix));
+  await mkdir(join(dir, 'logs'));
+  const port = await freePort();
+  const config = nginxConfig(dir, {
+    workerProcesses: '1',
+    workerConnections: options.workerConnections,
+    http: `  log_format tested '${options.logFormat}';
+  access_log ${join(dir, 'logs', 'access.log')} tested;
+${await options.server(`127.0.0.1:${port}`)}`,
+  });
   await writeFile(join(dir, 'nginx.conf'), config);
   // -e: the error log before the config is read (the default under /var/log may not be writable).
   const command = await nginxCommand();
@@ -90,31 +101,6 @@ export async function runNginx(dir: string, config: string, port: number): Promi
     await stopChild(child, 'SIGKILL');
     throw new Error(`nginx did not start: ${(error as Error).message}\n${stderr}\n${await errorLog()}`);
   }
-  return { child, url, errorLog };
-}
-
-export interface NginxFront extends Peer {
-  /** The access log so far: one line per request, `<status> <bytes sent> "<request line>"`. */
-  accessLog(): Promise<string[]>;
-  errorLog(): Promise<string>;
-}
-
-/**
- * Debian's nginx in front of a skiff on `skiff` (host:port) with `--x-accel-redirect /_skiff_blobs`,
- * on a free loopback port, with a temp prefix and config, `daemon off`, stopped by its PID.
- */
-export async function startNginxFront(options: { skiff: string; dataDir: string }): Promise<NginxFront> {
-  const dir = await mkdtemp(join(tmpdir(), 'skiff-nginx-'));
-  await mkdir(join(dir, 'logs'));
-  const port = await freePort();
-  const config = nginxConfig(dir, {
-    workerProcesses: '1',
-    workerConnections: 256,
-    http: `  log_format skiff '$status $body_bytes_sent "$request"';
-  access_log ${join(dir, 'logs', 'access.log')} skiff;
-${await documentedNginxConfig({ listen: `127.0.0.1:${port}`, ...options })}`,
-  });
-  const { child, url, errorLog } = await runNginx(dir, config, port);
   return {
     url,
     host: `127.0.0.1:${port}`,
@@ -129,4 +115,23 @@ ${await documentedNginxConfig({ listen: `127.0.0.1:${port}`, ...options })}`,
       await rm(dir, { recursive: true, force: true });
     },
   };
+}
+
+export interface NginxFront extends Peer {
+  /** The access log so far: one line per request, in the starter's log format. */
+  accessLog(): Promise<string[]>;
+  errorLog(): Promise<string>;
+}
+
+/**
+ * Debian's nginx in front of a skiff on `skiff` (host:port) with `--x-accel-redirect /_skiff_blobs`,
+ * on a free loopback port, with a temp prefix and config, `daemon off`, stopped by its PID.
+ */
+export async function startNginxFront(options: { skiff: string; dataDir: string }): Promise<NginxFront> {
+  return startNginx({
+    prefix: 'skiff-nginx-',
+    workerConnections: 256,
+    logFormat: '$status $body_bytes_sent "$request"',
+    server: (listen) => documentedNginxConfig({ listen, ...options }),
+  });
 }

@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { nginxConfig, runNginx } from './nginx.ts';
+import { startNginx, type NginxFront } from './nginx.ts';
 import { freePort, stopChild, waitForHttp } from './peers.ts';
 
 const SKIFF = fileURLToPath(new URL('../../bin/skiff', import.meta.url));
@@ -63,13 +63,8 @@ export async function startReplica(settings: Record<string, unknown>): Promise<R
   };
 }
 
-export interface Balancer {
-  url: string;
-  host: string;
-  /** One line per request: `<status> <upstream address> "<request line>"`. */
-  accessLog(): Promise<string[]>;
-  stop(): Promise<void>;
-}
+/** nginx in front of the replicas; its access log lines are `<status> <upstream address> "<request line>"`. */
+export type Balancer = NginxFront;
 
 /**
  * The ```nginx block of docs/scale-out.md ("Behind nginx") with `replicas` in its upstream block
@@ -94,27 +89,10 @@ export async function documentedBalancerConfig(options: { listen: string; replic
 
 /** Debian's nginx on a free loopback port in front of `replicas`, with docs/scale-out.md's configuration. */
 export async function startBalancer(replicas: string[]): Promise<Balancer> {
-  const dir = await mkdtemp(join(tmpdir(), 'skiff-balancer-'));
-  await mkdir(join(dir, 'logs'));
-  const port = await freePort();
-  const config = nginxConfig(dir, {
-    workerProcesses: '1',
+  return startNginx({
+    prefix: 'skiff-balancer-',
     workerConnections: 1024,
-    http: `  log_format balancer '$status $upstream_addr "$request"';
-  access_log ${join(dir, 'logs', 'access.log')} balancer;
-${await documentedBalancerConfig({ listen: `127.0.0.1:${port}`, replicas })}`,
+    logFormat: '$status $upstream_addr "$request"',
+    server: (listen) => documentedBalancerConfig({ listen, replicas }),
   });
-  const { child, url } = await runNginx(dir, config, port);
-  return {
-    url,
-    host: `127.0.0.1:${port}`,
-    async accessLog() {
-      const text = await readFile(join(dir, 'logs', 'access.log'), 'utf8').catch(() => '');
-      return text.split('\n').filter((line) => line !== '');
-    },
-    async stop() {
-      await stopChild(child, 'SIGQUIT');
-      await rm(dir, { recursive: true, force: true });
-    },
-  };
 }
