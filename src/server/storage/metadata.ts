@@ -251,6 +251,32 @@ export interface MetadataStore {
   /** After its file was deleted: the released blob's row goes, with the cached repositories' links to it. */
   forgetCachedBlob(digest: Digest): Promise<void>;
 
+  // ---- the web UI's read-only views (issue 16) ----
+  // Each is one statement, so a page of the UI costs one round trip whatever its size, and sees one
+  // committed snapshot. An upstream's repositories are found by a key range on their names, never
+  // LIKE: an upstream's prefix holds `_` (`127.0.0.1_5000`), and a range walks the primary key.
+
+  /**
+   * Figures for a page of repositories (≤ 200 names) in ONE round trip/query per store (the UI asks
+   * for a page of 50 of 10,000 repositories and must answer in a few ms); results in the order of
+   * `names`; names that are not repositories are left out (a name given twice comes once).
+   */
+  repositoryStats(names: string[]): Promise<RepositoryStats[]>;
+  /**
+   * The tags of the cached repositories whose name starts with `prefix + '/'` (one upstream's), stalest
+   * first: never-checked (checked_at NULL) first, then checked_at ascending, then repository, tag.
+   * With `checkedBefore`, only those never checked or checked before it (the stale ones).
+   * `total` counts all that match (for paging).
+   */
+  cachedTags(prefix: string, options: { offset: number; limit: number; checkedBefore?: number }): Promise<{ tags: CachedTag[]; total: number }>;
+  /**
+   * One upstream's share of the mirror cache: cached repositories under `prefix + '/'`, and the bytes of
+   * each DISTINCT digest they hold once: their manifests (manifests.size) and the blobs linked in them
+   * (size from the link, else cache_blobs.size). `staleTags`: their tags never checked or checked before `checkedBefore`.
+   * cacheSize cannot answer this: it counts a blob once for all upstreams, and only while no local content uses it.
+   */
+  cacheUsage(prefix: string, checkedBefore: number): Promise<{ repositories: number; bytes: number; staleTags: number }>;
+
   createUpload(session: UploadSession): Promise<void>;
   getUpload(id: string): Promise<UploadSession | undefined>;
   /** Also sets updatedAt to now (Date.now(): the clock staleUploads' idleSince comes from). */
@@ -262,6 +288,39 @@ export interface MetadataStore {
   /** Readiness probe for /healthz. */
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** One repository's figures for the UI's list (MetadataStore.repositoryStats). */
+export interface RepositoryStats {
+  name: string;
+  /** Tags in the repository. */
+  tags: number;
+  /** Same definition as repositoryUsage: every blob linked there (its link's size; a link of unknown size counts 0) plus the size of each of its manifests. */
+  bytes: number;
+  /** max(tags.updated_at) of the repository; when it has no tag, max(manifests.created_at); null when neither. */
+  lastPush: number | null;
+  /** Marked cached (markCachedRepository). */
+  cached: boolean;
+}
+
+/** A cached repository's tag and its upstream check, for the UI's mirror view (MetadataStore.cachedTags). */
+export interface CachedTag {
+  repository: string;
+  tag: string;
+  digest: Digest;
+  /** When the tag last moved (or was first set). */
+  updatedAt: number;
+  /** When the upstream last confirmed it; undefined when never (or not since it moved). */
+  checkedAt: number | undefined;
+}
+
+/**
+ * The key range of the repositories under `prefix + '/'`: [prefix/, prefix0), '0' being the
+ * character after '/'. In byte order (SQLite's, and COLLATE "C" in PostgreSQL) a name lies in it
+ * exactly when it starts with `prefix + '/'`; unlike LIKE, `_` and `%` in the prefix mean themselves.
+ */
+export function prefixRange(prefix: string): { from: string; to: string } {
+  return { from: `${prefix}/`, to: `${prefix}0` };
 }
 
 /** A tag and what it names, for retention (MetadataStore.tagsWithTimes). */

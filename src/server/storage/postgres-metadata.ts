@@ -4,7 +4,7 @@ import pg from 'pg';
 import type { ClientBase, CustomTypesConfig, PoolClient, QueryResultRow } from 'pg';
 import type { Digest } from '../../digest/digest.ts';
 import { StorageFailureError, StorageFullError } from '../../content/storage-errors.ts';
-import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
+import { MissingReferencesError, prefixRange, type GcVerdict, type CachedBlob, type CachedTag, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type RepositoryStats, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
 import { manifestRecordOf, type ManifestRow } from './manifest-row.ts';
 import { applyMigrations, SCHEMA_VERSION, SchemaVersionError, schemaVersion } from './postgres-migrations.ts';
 
@@ -973,6 +973,75 @@ export class PostgresMetadataStore implements MetadataStore {
       if (((await tx.query('DELETE FROM cache_blobs WHERE digest = $1 AND released_at IS NOT NULL', [digest])).rowCount ?? 0) === 0) return;
       await tx.query('DELETE FROM blob_links WHERE digest = $1 AND repository IN (SELECT name FROM cache_repositories)', [digest]);
     });
+  }
+
+  // ---- the web UI's read-only views ----
+  // Single statements (one round trip, one snapshot). Names compare COLLATE "C", so an upstream's
+  // key range is byte order, as in SQLite, and walks the primary key.
+
+  async repositoryStats(names: string[]): Promise<RepositoryStats[]> {
+    const unique = [...new Set(names)];
+    if (unique.length === 0) return [];
+    // = ANY: the repositories are probed through their primary key (a join with the unnested names
+    // lets the planner scan the whole table instead). LATERAL: each one's tags, manifests and links
+    // are read once, through their primary key. The order asked is restored here.
+    const rows = await this.rows<{ name: string; tags: number; bytes: number; last_push: number | null; cached: boolean }>(
+      `SELECT r.name, t.tags, (b.bytes + m.bytes)::bigint AS bytes, COALESCE(t.last_tag, m.last_manifest) AS last_push,
+              EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = r.name) AS cached
+         FROM repositories r
+         CROSS JOIN LATERAL (SELECT COUNT(*) AS tags, MAX(updated_at) AS last_tag FROM tags WHERE repository = r.name) t
+         CROSS JOIN LATERAL (SELECT COALESCE(SUM(size), 0) AS bytes, MAX(created_at) AS last_manifest FROM manifests WHERE repository = r.name) m
+         CROSS JOIN LATERAL (SELECT COALESCE(SUM(size), 0) AS bytes FROM blob_links WHERE repository = r.name) b
+        WHERE r.name = ANY($1::text[])`,
+      [unique],
+    );
+    const position = new Map(unique.map((name, i) => [name, i]));
+    return rows
+      .sort((x, y) => position.get(x.name)! - position.get(y.name)!)
+      .map((row) => ({ name: row.name, tags: row.tags, bytes: row.bytes, lastPush: row.last_push, cached: row.cached }));
+  }
+
+  async cachedTags(prefix: string, options: { offset: number; limit: number; checkedBefore?: number }): Promise<{ tags: CachedTag[]; total: number }> {
+    const { from, to } = prefixRange(prefix);
+    // The count and the page in one statement: both from the same snapshot, and a count even for
+    // a page past the end (the LEFT JOIN's one row of NULLs).
+    const rows = await this.rows<{ total: number; repository: string | null; tag: string; digest: Digest; updated_at: number; checked_at: number | null }>(
+      `WITH matching AS (
+         SELECT t.repository, t.tag, t.digest, t.updated_at, t.checked_at
+           FROM cache_repositories c JOIN tags t ON t.repository = c.name
+          WHERE c.name >= $1 AND c.name < $2 AND ($3::bigint IS NULL OR t.checked_at IS NULL OR t.checked_at < $3::bigint))
+       SELECT (SELECT COUNT(*) FROM matching) AS total, p.*
+         FROM (SELECT 1) one LEFT JOIN (
+           SELECT * FROM matching ORDER BY checked_at NULLS FIRST, repository, tag LIMIT $4 OFFSET $5
+         ) p ON true
+        ORDER BY p.checked_at NULLS FIRST, p.repository, p.tag`,
+      [from, to, options.checkedBefore ?? null, options.limit, options.offset],
+    );
+    const tags: CachedTag[] = [];
+    for (const row of rows) {
+      if (row.repository === null) continue;
+      tags.push({ repository: row.repository, tag: row.tag, digest: row.digest, updatedAt: row.updated_at, checkedAt: row.checked_at ?? undefined });
+    }
+    return { tags, total: rows[0]?.total ?? 0 };
+  }
+
+  async cacheUsage(prefix: string, checkedBefore: number): Promise<{ repositories: number; bytes: number; staleTags: number }> {
+    const { from, to } = prefixRange(prefix);
+    // A digest held by several of the upstream's repositories (a shared base layer) counts once.
+    const [row] = await this.rows<{ repositories: number; bytes: number; stale_tags: number }>(
+      `WITH repos AS (SELECT name FROM cache_repositories WHERE name >= $1 AND name < $2),
+            held AS (
+              SELECT m.digest, m.size FROM repos r JOIN manifests m ON m.repository = r.name
+              UNION ALL
+              SELECT l.digest, COALESCE(l.size, (SELECT b.size FROM cache_blobs b WHERE b.digest = l.digest)) AS size
+                FROM repos r JOIN blob_links l ON l.repository = r.name),
+            sizes AS (SELECT digest, MAX(size) AS size FROM held GROUP BY digest)
+       SELECT (SELECT COUNT(*) FROM repos) AS repositories,
+              (SELECT COALESCE(SUM(size), 0) FROM sizes)::bigint AS bytes,
+              (SELECT COUNT(*) FROM repos r JOIN tags t ON t.repository = r.name WHERE t.checked_at IS NULL OR t.checked_at < $3) AS stale_tags`,
+      [from, to, checkedBefore],
+    );
+    return { repositories: row?.repositories ?? 0, bytes: row?.bytes ?? 0, staleTags: row?.stale_tags ?? 0 };
   }
 
   // Upload sessions: one row each, written by single statements (see the top of the file). A

@@ -1,7 +1,7 @@
 import { DatabaseSync, type StatementSync } from 'node:sqlite';
 import type { Digest } from '../../digest/digest.ts';
 import { storageError } from '../../content/storage-errors.ts';
-import { MissingReferencesError, type GcVerdict, type CachedBlob, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
+import { MissingReferencesError, prefixRange, type GcVerdict, type CachedBlob, type CachedTag, type CacheEvictionRequest, type CacheEvictionStep, type CacheTouch, type ManifestRecord, type MetadataStore, type Page, type RepositoryStats, type TaggedDigest, type TagRecord, type UploadSession } from './metadata.ts';
 import { manifestRecordOf, type ManifestRow } from './manifest-row.ts';
 
 const SCHEMA = `
@@ -715,6 +715,76 @@ export class SqliteMetadataStore implements MetadataStore {
       if (Number(this.sql('DELETE FROM cache_blobs WHERE digest = ? AND released_at IS NOT NULL').run(digest).changes) === 0) return;
       this.sql('DELETE FROM blob_links WHERE digest = ? AND repository IN (SELECT name FROM cache_repositories)').run(digest);
     }, `forgetting evicted blob ${digest} in the metadata database`);
+  }
+
+  // ---- the web UI's read-only views ----
+  // CROSS JOIN fixes SQLite's join order: the short side (the page's names, an upstream's key range
+  // of cached repositories) outside, each repository's rows read through their primary key inside.
+
+  async repositoryStats(names: string[]): Promise<RepositoryStats[]> {
+    const unique = [...new Set(names)];
+    if (unique.length === 0) return [];
+    // One JSON parameter: one cached statement whatever the page's length.
+    const rows = this.sql(
+      `SELECT r.name,
+              (SELECT COUNT(*) FROM tags t WHERE t.repository = r.name) AS tags,
+              (SELECT COALESCE(SUM(size), 0) FROM blob_links l WHERE l.repository = r.name)
+                + (SELECT COALESCE(SUM(size), 0) FROM manifests m WHERE m.repository = r.name) AS bytes,
+              COALESCE((SELECT MAX(updated_at) FROM tags t WHERE t.repository = r.name),
+                       (SELECT MAX(created_at) FROM manifests m WHERE m.repository = r.name)) AS last_push,
+              EXISTS (SELECT 1 FROM cache_repositories c WHERE c.name = r.name) AS cached
+         FROM json_each(?) n CROSS JOIN repositories r ON r.name = n.value
+        ORDER BY n.key`,
+    ).all(JSON.stringify(unique)) as { name: string; tags: number; bytes: number; last_push: number | null; cached: number }[];
+    return rows.map((row) => ({ name: row.name, tags: Number(row.tags), bytes: Number(row.bytes), lastPush: row.last_push, cached: row.cached !== 0 }));
+  }
+
+  async cachedTags(prefix: string, options: { offset: number; limit: number; checkedBefore?: number }): Promise<{ tags: CachedTag[]; total: number }> {
+    const { from, to } = prefixRange(prefix);
+    // The count and the page in one statement: both from the same snapshot, and a count even for
+    // a page past the end (the LEFT JOIN's one row of NULLs).
+    const rows = this.sql(
+      `WITH matching AS (
+         SELECT t.repository, t.tag, t.digest, t.updated_at, t.checked_at
+           FROM cache_repositories c CROSS JOIN tags t ON t.repository = c.name
+          WHERE c.name >= ?1 AND c.name < ?2 AND (?3 IS NULL OR t.checked_at IS NULL OR t.checked_at < ?3))
+       SELECT (SELECT COUNT(*) FROM matching) AS total, p.*
+         FROM (SELECT 1) LEFT JOIN (
+           SELECT * FROM matching ORDER BY checked_at NULLS FIRST, repository, tag LIMIT ?4 OFFSET ?5
+         ) p ON 1
+        ORDER BY p.checked_at NULLS FIRST, p.repository, p.tag`,
+    ).all(from, to, options.checkedBefore ?? null, options.limit, options.offset) as {
+      total: number;
+      repository: string | null;
+      tag: string;
+      digest: Digest;
+      updated_at: number;
+      checked_at: number | null;
+    }[];
+    const tags: CachedTag[] = [];
+    for (const row of rows) {
+      if (row.repository === null) continue;
+      tags.push({ repository: row.repository, tag: row.tag, digest: row.digest, updatedAt: row.updated_at, checkedAt: row.checked_at ?? undefined });
+    }
+    return { tags, total: Number(rows[0]?.total ?? 0) };
+  }
+
+  async cacheUsage(prefix: string, checkedBefore: number): Promise<{ repositories: number; bytes: number; staleTags: number }> {
+    const { from, to } = prefixRange(prefix);
+    // A digest held by several of the upstream's repositories (a shared base layer) counts once.
+    const row = this.sql(
+      `WITH repos AS (SELECT name FROM cache_repositories WHERE name >= ?1 AND name < ?2),
+            held AS (
+              SELECT m.digest, m.size FROM repos r CROSS JOIN manifests m ON m.repository = r.name
+              UNION ALL
+              SELECT l.digest, COALESCE(l.size, (SELECT b.size FROM cache_blobs b WHERE b.digest = l.digest)) AS size
+                FROM repos r CROSS JOIN blob_links l ON l.repository = r.name),
+            sizes AS (SELECT digest, MAX(size) AS size FROM held GROUP BY digest)
+       SELECT (SELECT COUNT(*) FROM repos) AS repositories,
+              (SELECT COALESCE(SUM(size), 0) FROM sizes) AS bytes,
+              (SELECT COUNT(*) FROM repos r CROSS JOIN tags t ON t.repository = r.name WHERE t.checked_at IS NULL OR t.checked_at < ?3) AS stale_tags`,
+    ).get(from, to, checkedBefore) as { repositories: number; bytes: number; stale_tags: number };
+    return { repositories: Number(row.repositories), bytes: Number(row.bytes), staleTags: Number(row.stale_tags) };
   }
 
   async createUpload(session: UploadSession): Promise<void> {

@@ -451,6 +451,158 @@ export function metadataSuite(name: string, open: () => Promise<MetadataHarness>
       });
     });
 
+    describe('web UI views (repositoryStats, cachedTags, cacheUsage)', () => {
+      test('repositoryStats: tags, bytes as repositoryUsage counts them, last push, cached; in the order asked, unknown names left out', async () => {
+        await store.linkBlob('team/app', d('layer1'), 1000);
+        await store.linkBlob('team/app', d('layer2')); // unknown size: counts 0
+        await store.linkBlob('team/app', d('big'), 6 * 1024 ** 3); // beyond 32 bits
+        await store.putManifest(record('team/app', 'm1', { size: 300, createdAt: 9_000_000_000_000 }), [d('layer1'), d('layer2')], ['v1', 'latest']);
+        await store.putManifest(record('team/app', 'm2', { size: 200 }), [], ['v2']);
+        await store.linkBlob('team/links-only', d('layer1'), 1000);
+        await store.putManifest(record('team/untagged', 'u1', { size: 10, createdAt: 1_000 }), [], []);
+        await store.putManifest(record('team/untagged', 'u2', { size: 20, createdAt: 3_000 }), [], ['gone']);
+        await store.deleteTag('team/untagged', 'gone'); // no tag left: the newest manifest says when
+        await store.linkBlob('team/emptied', d('x'), 5);
+        await store.unlinkBlob('team/emptied', d('x')); // still a repository, with nothing in it
+        await store.markCachedRepository('c/mirror');
+        await store.putManifest(record('c/mirror', 'cm', { size: 5 }), [], ['t']);
+        await store.markCachedRepository('c/marked-only'); // cached, but nothing fetched yet: no repository
+        const newestTag = async (repository: string) => Math.max(...(await store.tagsWithTimes(repository)).map((t) => t.updatedAt));
+
+        const stats = await store.repositoryStats(['team/untagged', 'nope', 'c/mirror', 'team/app', 'team/links-only', 'c/marked-only', 'team/emptied', 'team/app']);
+        assert.deepEqual(stats, [
+          { name: 'team/untagged', tags: 0, bytes: 30, lastPush: 3_000, cached: false },
+          { name: 'c/mirror', tags: 1, bytes: 5, lastPush: await newestTag('c/mirror'), cached: true },
+          // Its tags decide, not m1's later createdAt; a name asked twice comes once.
+          { name: 'team/app', tags: 3, bytes: 1500 + 6 * 1024 ** 3, lastPush: await newestTag('team/app'), cached: false },
+          { name: 'team/links-only', tags: 0, bytes: 1000, lastPush: null, cached: false },
+          { name: 'team/emptied', tags: 0, bytes: 0, lastPush: null, cached: false },
+        ]);
+        for (const { name, bytes } of stats) assert.equal(bytes, await store.repositoryUsage(name), name);
+        assert.deepEqual(await store.repositoryStats([]), []);
+        assert.deepEqual(await store.repositoryStats(['nope', 'c/marked-only']), []);
+
+        // A push moves lastPush and the count; a deleted manifest takes its tags and bytes along.
+        await store.putManifest(record('team/untagged', 'u3', { size: 1, createdAt: 2_000 }), [], ['new']);
+        await store.deleteManifest('team/app', d('m1'));
+        const [untagged, app] = await store.repositoryStats(['team/untagged', 'team/app']);
+        assert.deepEqual(untagged, { name: 'team/untagged', tags: 1, bytes: 31, lastPush: await newestTag('team/untagged'), cached: false });
+        assert.ok(untagged!.lastPush! > 3_000);
+        assert.deepEqual(app, { name: 'team/app', tags: 1, bytes: 1200 + 6 * 1024 ** 3, lastPush: (await store.getTag('team/app', 'v2'))!.updatedAt, cached: false });
+      });
+
+      test('repositoryStats answers 200 names at once, in their order', async () => {
+        // A permutation (7919 is prime to 200), so that the order asked is not the names' order.
+        const names = Array.from({ length: 200 }, (_, i) => `many/r${String((i * 7919) % 200).padStart(3, '0')}`);
+        const exists = (i: number) => i % 10 !== 3;
+        for (const [i, name] of names.entries()) if (exists(i)) await store.linkBlob(name, d(name), i + 1);
+        const stats = await store.repositoryStats(names);
+        assert.deepEqual(
+          stats.map((s) => [s.name, s.bytes]),
+          names.flatMap((name, i) => (exists(i) ? [[name, i + 1]] : [])),
+        );
+      });
+
+      // One upstream's mirror cache, and what must not count as its: `_` in its prefix is LIKE's
+      // any-character, so `127.0.0.1x5000/…` would match `127.0.0.1_5000/%`.
+      const P = '127.0.0.1_5000';
+      const Q = 'ghcr.io';
+      const a = `${P}/lib/a`;
+      const b = `${P}/lib/b`;
+      const q = `${Q}/x/y`;
+      const decoys = ['127.0.0.1x5000/lib/a', `${P}0/lib/a`, `${P}-2/lib/a`, P];
+      async function mirrored(): Promise<void> {
+        for (const repository of [a, b, `${P}/lib/empty`, q, ...decoys]) await store.markCachedRepository(repository);
+        // a: ma (100 bytes) over the shared base layer (its size known to the cache only, as the
+        // mirror links it) and la (its size on the link); and 'common' (70), which b holds too.
+        await store.linkBlob(a, d('base'));
+        await store.recordCachedBlob({ digest: d('base'), size: 1000 }, 1);
+        await store.linkBlob(a, d('la'), 200);
+        await store.putManifest(record(a, 'ma', { size: 100 }), [d('base'), d('la')], ['v0', 'v1', 'v2']);
+        await store.putManifest(record(a, 'common', { size: 70 }), [], ['latest']);
+        await store.linkBlob(b, d('base'));
+        await store.linkBlob(b, d('lb'));
+        await store.recordCachedBlob({ digest: d('lb'), size: 300 }, 1);
+        await store.putManifest(record(b, 'mb', { size: 150 }), [d('base'), d('lb')], ['x', 'y']);
+        await store.putManifest(record(b, 'common', { size: 70 }), [], []);
+        // Another upstream with the same base layer.
+        await store.linkBlob(q, d('base'));
+        await store.putManifest(record(q, 'mq', { size: 40 }), [d('base')], ['t']);
+        for (const repository of decoys) {
+          await store.linkBlob(repository, d(`decoy ${repository}`), 10_000);
+          await store.putManifest(record(repository, 'decoy', { size: 10 }), [], ['d']);
+        }
+        // A local repository whose name starts with the prefix.
+        await store.linkBlob(`${P}/local`, d('own'), 5_000);
+        await store.putManifest(record(`${P}/local`, 'own', { size: 20 }), [d('own')], ['t']);
+
+        for (const [repository, tag, at] of [[a, 'v0', 100], [a, 'v1', 100], [a, 'v2', 300], [b, 'x', 50], [b, 'y', 100], [`${P}/local`, 't', 1]] as const) {
+          assert.equal(await store.markTagChecked(repository, tag, at), true);
+        }
+        await store.putManifest(record(b, 'common', { size: 70 }), [], ['x']); // x moves: unchecked again
+      }
+
+      test('cachedTags: one upstream\'s cached tags, stalest first (never checked, then by check, repository, tag), paged, with a total', async () => {
+        await mirrored();
+        const entry = async (repository: string, tag: string) => {
+          const found = (await store.getTag(repository, tag))!;
+          return { repository, tag, digest: found.digest, updatedAt: found.updatedAt, checkedAt: found.checkedAt };
+        };
+        const expected = [await entry(a, 'latest'), await entry(b, 'x'), await entry(a, 'v0'), await entry(a, 'v1'), await entry(b, 'y'), await entry(a, 'v2')];
+        assert.deepEqual(
+          expected.map((t) => [t.repository, t.tag, t.digest, t.checkedAt]),
+          [[a, 'latest', d('common'), undefined], [b, 'x', d('common'), undefined], [a, 'v0', d('ma'), 100], [a, 'v1', d('ma'), 100], [b, 'y', d('mb'), 100], [a, 'v2', d('ma'), 300]],
+        );
+
+        assert.deepEqual(await store.cachedTags(P, { offset: 0, limit: 100 }), { tags: expected, total: 6 });
+        const pages = [];
+        for (let offset = 0; offset < 6; offset += 4) pages.push(await store.cachedTags(P, { offset, limit: 4 }));
+        assert.deepEqual(pages, [{ tags: expected.slice(0, 4), total: 6 }, { tags: expected.slice(4), total: 6 }]);
+        assert.deepEqual(await store.cachedTags(P, { offset: 2, limit: 1 }), { tags: [expected[2]], total: 6 });
+        assert.deepEqual(await store.cachedTags(P, { offset: 6, limit: 10 }), { tags: [], total: 6 }, 'past the end: still the total');
+        assert.deepEqual(await store.cachedTags(P, { offset: 0, limit: 0 }), { tags: [], total: 6 });
+
+        // The stale ones: never checked, or checked strictly before.
+        assert.deepEqual(await store.cachedTags(P, { offset: 0, limit: 100, checkedBefore: 200 }), { tags: expected.slice(0, 5), total: 5 });
+        assert.deepEqual(await store.cachedTags(P, { offset: 1, limit: 2, checkedBefore: 200 }), { tags: expected.slice(1, 3), total: 5 });
+        assert.deepEqual(await store.cachedTags(P, { offset: 0, limit: 100, checkedBefore: 100 }), { tags: expected.slice(0, 2), total: 2 });
+
+        assert.deepEqual(await store.cachedTags(Q, { offset: 0, limit: 100 }), { tags: [await entry(q, 't')], total: 1 });
+        assert.deepEqual(await store.cachedTags('127.0.0.1', { offset: 0, limit: 100 }), { tags: [], total: 0 });
+        assert.deepEqual(await store.cachedTags('nowhere', { offset: 0, limit: 100, checkedBefore: 1 }), { tags: [], total: 0 });
+        for (const decoy of ['127.0.0.1x5000', `${P}0`, `${P}-2`]) assert.equal((await store.cachedTags(decoy, { offset: 0, limit: 100 })).total, 1, decoy);
+
+        // Checked now, it goes to the back; a tag deleted upstream-side leaves the list.
+        await store.markTagChecked(a, 'latest', 400);
+        await store.deleteTag(b, 'y');
+        const after = await store.cachedTags(P, { offset: 0, limit: 100 });
+        assert.deepEqual(after.tags.map((t) => `${t.repository}:${t.tag}`), [`${b}:x`, `${a}:v0`, `${a}:v1`, `${a}:v2`, `${a}:latest`]);
+        assert.equal(after.total, 5);
+      });
+
+      test('cacheUsage: one upstream\'s cached repositories, each digest they hold counted once, and its stale tags', async () => {
+        await mirrored();
+        // ma 100 + common 70 (in a and b: once) + mb 150 + base 1000 (in a and b: once; from the cache)
+        // + la 200 (from its link) + lb 300 (from the cache); the decoys and the local repository not at all.
+        assert.deepEqual(await store.cacheUsage(P, 200), { repositories: 3, bytes: 1820, staleTags: 5 });
+        assert.deepEqual(await store.cacheUsage(P, 100), { repositories: 3, bytes: 1820, staleTags: 2 }, 'checked strictly before');
+        assert.deepEqual(await store.cacheUsage(P, 1_000), { repositories: 3, bytes: 1820, staleTags: 6 });
+        assert.deepEqual(await store.cacheUsage(Q, 0), { repositories: 1, bytes: 1040, staleTags: 1 }, 'the shared base counts for each upstream');
+        assert.deepEqual(await store.cacheUsage('127.0.0.1x5000', 0), { repositories: 1, bytes: 10_010, staleTags: 1 });
+        assert.deepEqual(await store.cacheUsage('nowhere', 0), { repositories: 0, bytes: 0, staleTags: 0 });
+
+        // A cached manifest evicted takes its bytes and tags along; what b still holds stays counted.
+        assert.equal(await store.deleteManifest(a, d('ma')), true);
+        await store.unlinkBlob(a, d('la'));
+        assert.deepEqual(await store.cacheUsage(P, 200), { repositories: 3, bytes: 1520, staleTags: 3 });
+        await store.unlinkBlob(b, d('base'));
+        assert.deepEqual(await store.cacheUsage(P, 200), { repositories: 3, bytes: 1520, staleTags: 3 }, 'a still links base');
+        await store.unlinkBlob(a, d('base'));
+        assert.deepEqual(await store.cacheUsage(P, 200), { repositories: 3, bytes: 520, staleTags: 3 });
+        assert.deepEqual(await store.cacheUsage(Q, 0), { repositories: 1, bytes: 1040, staleTags: 1 });
+      });
+    });
+
     describe('upload sessions', () => {
       test('create, get, advance, delete', async () => {
         const session = { id: 'f1a2b3c4-0000-4000-8000-000000000001', repository: 'team/app', offset: 0, startedAt: 1_700_000_000_123, updatedAt: 1_700_000_000_456 };
