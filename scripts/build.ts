@@ -18,6 +18,8 @@
  *   command that way, most of what `skiff --version` took beyond `node -e 0`.
  * - src/images/decode-thread.ts is an entry of its own: its worker runs `new URL(import.meta.url)`,
  *   which in the bundle is the chunk holding that module, so the chunk must hold little else.
+ * - The web UI (src/ui, Preact) is built for browsers into dist/ui/ by scripts/build-ui.ts, after
+ *   the CLI: hashed assets with brotli and gzip copies beside them, then index.html.
  *
  * Files are written next to the old ones and renamed into place, chunks first and the entry last:
  * a skiff starting during a build runs either the old build or the new one, never half of each.
@@ -25,11 +27,12 @@
  * removed once nothing has written them for an hour.
  */
 import { build, type Plugin } from 'esbuild';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat } from 'node:fs/promises';
 import { builtinModules, createRequire } from 'node:module';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeAtomically } from './write-atomically.ts';
+import { buildUi } from './build-ui.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** dist/, or the directory given (`node scripts/build.ts /tmp/x` builds elsewhere, for comparisons). */
@@ -149,13 +152,6 @@ if (enableCompileCache && enableCompileCache().status === constants.compileCache
 await import('./skiff.js');
 `;
 
-async function writeAtomically(path: string, contents: Uint8Array | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temporary = `${path}.${randomBytes(4).toString('hex')}.tmp`;
-  await writeFile(temporary, contents);
-  await rename(temporary, path);
-}
-
 async function* files(dir: string): AsyncGenerator<string> {
   for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
     const path = join(dir, entry.name);
@@ -214,9 +210,14 @@ const rank = (path: string) => (path.includes(`${join(DIST, 'chunks')}/`) ? 0 : 
 outputs.sort((a, b) => rank(a.path) - rank(b.path));
 for (const output of outputs) await writeAtomically(output.path, output.contents);
 await writeAtomically(entry, ENTRY);
-await removeStale(new Set([entry, ...outputs.map((output) => output.path)]));
+const ui = await buildUi(DIST).catch((error: unknown) => {
+  // esbuild has printed what failed in src/ui (file:line); anything else is printed here.
+  if (!(error instanceof Error && 'errors' in error)) process.stderr.write(`${String(error)}\n`);
+  process.exit(1);
+});
+await removeStale(new Set([entry, ...outputs.map((output) => output.path), ...ui]));
 // Quiet when bin/skiff rebuilds before a command; a line under npm (build, prepare).
 if (process.env.npm_lifecycle_event) {
   const count = outputs.filter((output) => output.path.endsWith('.js')).length + 1;
-  process.stderr.write(`built ${relative(ROOT, DIST) || DIST}/: ${count} files in ${Math.round(performance.now() - started)} ms\n`);
+  process.stderr.write(`built ${relative(ROOT, DIST) || DIST}/: ${count} files and the web UI in ${Math.round(performance.now() - started)} ms\n`);
 }
