@@ -86,6 +86,19 @@ export class AccessPolicy {
     return this.actionsFor(user, repository).has(action);
   }
 
+  /**
+   * May do registry-wide things (the web UI's GC dry run): an admin, or, without an `access:`
+   * section, every authenticated user (who may do everything anyway).
+   */
+  isAdmin(user: string | undefined): boolean {
+    return user !== undefined && (this.rules === undefined || this.admins.has(user));
+  }
+
+  /** Anonymous requests may pull some repository: the web UI then browses without a login. */
+  anonymousPullsSomewhere(): boolean {
+    return this.anonymousPull || (this.rules ?? []).some((rule) => rule.anonymous && rule.actions.includes('pull'));
+  }
+
   /** Users the rules name, to warn at start about those the password file does not know. */
   namedUsers(): string[] {
     const names = new Set<string>([...this.admins, ...this.memberOf.keys()]);

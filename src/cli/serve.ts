@@ -10,6 +10,7 @@ export function registerServe(program: Command): void {
     .option('--config <file.yaml>', 'YAML file with the same keys as the flags')
     .option('--no-delete', 'refuse DELETE of manifests, tags and blobs (405)')
     .option('--read-only', 'refuse every write (405)')
+    .option('--no-ui', 'serve no web UI at / and no /api/v1/ (see docs/ui.md)')
     .option('--log-level <level>', 'fatal|error|warn|info|debug|trace|silent (default info)')
     .option('--headers-timeout <duration>', 'request line and headers must arrive within this (default 30s)')
     .option('--idle-timeout <duration>', 'cut a request body or response that moves no byte for this long (default 60s)')
@@ -42,6 +43,7 @@ export function registerServe(program: Command): void {
           data: options.data,
           delete: typed('delete') ? options.delete : undefined,
           readOnly: typed('readOnly') ? options.readOnly : undefined,
+          ui: typed('ui') ? options.ui : undefined,
           logLevel: options.logLevel,
           headersTimeout: options.headersTimeout,
           idleTimeout: options.idleTimeout,
@@ -66,7 +68,7 @@ export function registerServe(program: Command): void {
       );
       const log = pino({ level: config.logLevel });
       const running = await startRegistry(config, log);
-      log.info({ listen: running.address, data: config.data, delete: config.delete, readOnly: config.readOnly, xAccelRedirect: config.xAccelRedirect }, `skiff registry listening on ${running.url}`);
+      log.info({ listen: running.address, data: config.data, delete: config.delete, readOnly: config.readOnly, ui: config.ui, xAccelRedirect: config.xAccelRedirect }, `skiff registry listening on ${running.url}${config.ui ? ` (web UI at ${running.url}/)` : ''}`);
       const stop = (signal: string) => {
         log.info({ signal }, 'shutting down: finishing in-flight requests');
         const force = setTimeout(() => process.exit(1), 30_000);

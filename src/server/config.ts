@@ -20,6 +20,8 @@ export interface ServeConfig {
   data: string;
   delete: boolean;
   readOnly: boolean;
+  /** The web UI at `/` and its JSON API under `/api/v1/` (docs/ui.md); `--no-ui` turns both off. */
+  ui: boolean;
   logLevel: LogLevel;
   /** Milliseconds for the request line and headers to arrive. */
   headersTimeout: number;
@@ -124,6 +126,7 @@ const FIELDS: { [K in keyof ServeConfig]: (value: unknown) => Parsed<ServeConfig
   data: (v) => (typeof v === 'string' && v.length > 0 ? ok(v) : problem('must be a non-empty directory path')),
   delete: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
   readOnly: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
+  ui: (v) => (typeof v === 'boolean' ? ok(v) : problem('must be true or false')),
   logLevel: (v) => ((LOG_LEVELS as readonly unknown[]).includes(v) ? ok(v as LogLevel) : problem(`must be one of ${LOG_LEVELS.join(', ')}`)),
   headersTimeout: durationField(100),
   idleTimeout: durationField(100),
@@ -213,6 +216,7 @@ function defaults(): Omit<ServeConfig, 'data'> {
     listen: '127.0.0.1:5000',
     delete: true,
     readOnly: false,
+    ui: true,
     logLevel: 'info',
     headersTimeout: 30_000,
     idleTimeout: 60_000,

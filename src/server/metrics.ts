@@ -6,7 +6,7 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics, type Metric
  * Route names for the `route` label: the router's name for the endpoint a request reached, never
  * its path, so the number of series stays bounded whatever clients send.
  */
-export type RouteName = 'base' | 'catalog' | 'tags' | 'manifest' | 'upload' | 'blob' | 'referrers' | 'healthz' | 'metrics' | 'token' | 'unknown';
+export type RouteName = 'base' | 'catalog' | 'tags' | 'manifest' | 'upload' | 'blob' | 'referrers' | 'healthz' | 'metrics' | 'token' | 'ui' | 'api' | 'unknown';
 
 /** What the mirror serves or fetches; the `kind` label of the mirror's metrics. */
 export type MirrorKind = 'manifest' | 'blob' | 'tags' | 'catalog';

@@ -57,6 +57,13 @@ export interface MirrorStats {
   upstreamBlobBytes: number;
 }
 
+/** What one upstream's routes did since this process started. */
+export interface UpstreamTally {
+  hits: number;
+  misses: number;
+  staleServes: number;
+}
+
 export interface MirrorOptions {
   log: Logger;
   /** Serve only what is cached: no upstream request at all (`--read-only`). */
@@ -100,6 +107,7 @@ export class Mirror {
   private readonly pendingLinks = new Map<Digest, Set<string>>();
   /** The upstream each running fill reads from, for the metrics' `upstream` label. */
   private readonly fillUpstreams = new Map<Digest, string>();
+  private readonly upstreamTallies = new Map<string, UpstreamTally>();
   private metrics: MirrorMetrics;
 
   constructor(store: MirrorStore, blobs: FillTarget & Pick<BlobStore, 'delete'>, upstreams: Upstreams, options: MirrorOptions) {
@@ -129,21 +137,38 @@ export class Mirror {
     this.cache.setMetrics(metrics);
   }
 
-  private hit(kind: MirrorKind): void {
+  /** One upstream's counts since start, for the web UI's mirror view (the metrics count by kind, not upstream). */
+  private tally(route: { upstream: { host: string } } | undefined): UpstreamTally | undefined {
+    if (!route) return undefined;
+    let tally = this.upstreamTallies.get(route.upstream.host);
+    if (!tally) this.upstreamTallies.set(route.upstream.host, (tally = { hits: 0, misses: 0, staleServes: 0 }));
+    return tally;
+  }
+
+  private hit(kind: MirrorKind, route: MirrorRoute): void {
     if (kind === 'blob') this.stats.blobHits++;
     if (kind === 'manifest') this.stats.manifestHits++;
+    this.tally(route)!.hits++;
     this.metrics.hit(kind);
   }
 
-  private miss(kind: MirrorKind): void {
+  private miss(kind: MirrorKind, route: MirrorRoute): void {
     if (kind === 'blob') this.stats.blobMisses++;
     if (kind === 'manifest') this.stats.manifestMisses++;
+    this.tally(route)!.misses++;
     this.metrics.miss(kind);
   }
 
-  private stale(kind: MirrorKind): void {
+  private stale(kind: MirrorKind, route?: MirrorRoute): void {
     this.stats.staleServes++;
+    const tally = this.tally(route);
+    if (tally) tally.staleServes++;
     this.metrics.staleServe(kind);
+  }
+
+  /** Requests per upstream host answered from the cache (hits), fetched or joined (misses), or served stale, since start. */
+  upstreamTally(host: string): UpstreamTally {
+    return { ...(this.upstreamTallies.get(host) ?? { hits: 0, misses: 0, staleServes: 0 }) };
   }
 
   /** Counts one upstream request of `work`, and its failure. */
@@ -201,7 +226,7 @@ export class Mirror {
       if (!(await this.servable(route, digest))) {
         throw new RegistryError('BLOB_UNKNOWN', `blob ${digest} is not known in repository ${route.canonical}, and upstream ${route.upstream.label} does not have it in ${route.repository}`, { detail: { digest } });
       }
-      this.hit('blob');
+      this.hit('blob', route);
       this.cache.usedBlob(digest);
       return { digest, size: stored, stored: true, copyTo: (destination, range) => this.blobs.copyTo(digest, destination, range) };
     }
@@ -214,10 +239,10 @@ export class Mirror {
       if (this.fills.running === 0) this.fillUpstreams.clear();
       throw error;
     }
-    if (source.from === 'fill') this.miss('blob');
+    if (source.from === 'fill') this.miss('blob', route);
     else {
       this.fillUpstreams.delete(digest);
-      this.hit('blob');
+      this.hit('blob', route);
     }
     await this.linkWhenCommitted(route.canonical, digest, source);
     let size: number;
@@ -326,7 +351,7 @@ export class Mirror {
       const digest = reference as Digest;
       const cached = await this.cachedManifest(canonical, digest);
       if (cached) {
-        this.hit('manifest');
+        this.hit('manifest', route);
         return cached;
       }
       if (this.readOnly) throw this.notCached('MANIFEST_UNKNOWN', `manifest ${canonical}@${digest}`);
@@ -335,7 +360,7 @@ export class Mirror {
         this.acrossReplicas(key, async (leased) => {
           const stored = leased ? await this.cachedManifest(canonical, digest) : undefined;
           if (stored) {
-            this.hit('manifest');
+            this.hit('manifest', route);
             return stored;
           }
           return this.fetchManifest(route, digest, []);
@@ -345,7 +370,7 @@ export class Mirror {
     if (!isValidTag(reference)) throw new RegistryError('MANIFEST_UNKNOWN', `manifest ${reference} is not known in repository ${canonical}`, { detail: { reference } });
     const first = await this.cachedTag(route, reference);
     if (first.fresh) {
-      this.hit('manifest');
+      this.hit('manifest', route);
       return first.fresh;
     }
     if (this.readOnly) throw this.notCached('MANIFEST_UNKNOWN', `manifest ${canonical}:${reference}`);
@@ -354,7 +379,7 @@ export class Mirror {
       this.acrossReplicas(key, async (leased) => {
         const now = leased ? await this.cachedTag(route, reference) : first;
         if (now.fresh) {
-          this.hit('manifest');
+          this.hit('manifest', route);
           return now.fresh;
         }
         return this.revalidate(route, reference, now.cached);
@@ -413,7 +438,7 @@ export class Mirror {
         this.stats.revalidations++;
         if (head?.digest === cached.record.digest) {
           await this.metadata.markTagChecked(canonical, tag, this.now());
-          this.hit('manifest');
+          this.hit('manifest', route);
           return cached;
         }
         if (head && isDigest(head.digest)) {
@@ -433,7 +458,7 @@ export class Mirror {
       return await this.fetchManifest(route, tag, [tag]);
     } catch (error) {
       if (cached && isUpstreamUnavailable(error)) {
-        this.stale('manifest');
+        this.stale('manifest', route);
         this.log.warn({ repository: canonical, tag, digest: cached.record.digest, upstream: route.upstream.host, reason: (error as Error).message }, 'mirror: upstream unavailable, serving the cached (stale) manifest');
         return { ...cached, stale: true };
       }
@@ -468,7 +493,7 @@ export class Mirror {
       .storedManifest(route.canonical, { digest: record.digest, size: record.size })
       .catch((error: unknown) => this.log.error({ err: error, repository: route.canonical, digest: record.digest }, 'mirror: cannot record a manifest in the cache'));
     for (const tag of tags) await this.metadata.markTagChecked(route.canonical, tag, this.now());
-    this.miss('manifest');
+    this.miss('manifest', route);
     this.log.info({ repository: route.canonical, reference, digest: record.digest }, 'mirror: manifest cached');
     return { record, body };
   }
@@ -499,7 +524,7 @@ export class Mirror {
       const page = await cachedPage().catch(() => {
         throw error;
       });
-      this.stale('tags');
+      this.stale('tags', route);
       this.log.warn({ repository: route.canonical, upstream: route.upstream.host, reason: (error as Error).message }, 'mirror: upstream unavailable, serving the cached tags');
       return { ...page, stale: true };
     }

@@ -17,6 +17,7 @@ import { authEnabled, openAccessControl } from './auth-config.ts';
 import { checkPlainHttpAuth, expiryWarning, loadTlsFiles, TlsReloader } from './tls.ts';
 import { collectorFor } from './gc/open-collector.ts';
 import { GcScheduler } from './gc/scheduler.ts';
+import { WebUi } from './ui/web-ui.ts';
 
 export interface RunningRegistry {
   server: Server;
@@ -54,7 +55,9 @@ export async function startRegistry(config: ServeConfig, log: Logger = pino({ le
   }
   const metrics = new ServerMetrics();
   registry.mirror?.setMetrics(metrics.mirror);
-  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics, xAccelRedirect: config.xAccelRedirect, access, tls: tlsFiles });
+  const gcSettings = config.readOnly ? undefined : { collector: () => collectorFor(registry.blobs, registry.metadata, log), settings: config.gc };
+  const ui = config.ui ? await WebUi.open({ registry, access, log, tls: tlsFiles !== undefined, gc: gcSettings, cacheMaxSize: config.cacheMaxSize }) : undefined;
+  const server = createRegistryServer({ registry, log, dataDir: config.data, limits: config, metrics, xAccelRedirect: config.xAccelRedirect, access, tls: tlsFiles, ui });
   server.listen(port, host);
   await once(server, 'listening');
   // SIGHUP: a renewed certificate and an edited password file take effect without a restart.

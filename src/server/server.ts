@@ -24,6 +24,7 @@ import { serveToken } from './handlers/token.ts';
 import type { Action } from '../auth/actions.ts';
 import { nameProblem } from '../reference/name.ts';
 import type { RouteName } from './metrics.ts';
+import type { WebUi } from './ui/web-ui.ts';
 
 const NAME = '(?<name>.+?)';
 
@@ -56,6 +57,8 @@ export interface RegistryServerOptions {
   access?: AccessControl | undefined;
   /** Serve HTTPS with this certificate and key (PEM); TlsReloader swaps them on SIGHUP. */
   tls?: { cert: Buffer; key: Buffer } | undefined;
+  /** The web UI at `/` and `/api/v1/`; none when not given (`--no-ui`). */
+  ui?: WebUi | undefined;
 }
 
 /**
@@ -64,7 +67,7 @@ export interface RegistryServerOptions {
  * keep-alive connections close, connections beyond the cap get a 503, and one connection's
  * requests run in order. One structured log line per request; spec errors for every failure.
  */
-export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics(), xAccelRedirect, access, tls }: RegistryServerOptions): Server {
+export function createRegistryServer({ registry, log, dataDir, limits, metrics = new ServerMetrics(), xAccelRedirect, access, tls, ui }: RegistryServerOptions): Server {
   const router = registryRoutes();
   const manifestBodies = new BodyBudget(limits.manifestBodyMemory);
 
@@ -90,6 +93,12 @@ export function createRegistryServer({ registry, log, dataDir, limits, metrics =
       const health = await checkHealth(registry, dataDir, limits.minFreeSpace);
       sendJson(res, health.status === 'ready' ? 200 : 503, health);
       return;
+    }
+    // The registry API never reaches the UI: one prefix test is all /v2/ pays for it.
+    const uiRoute = ui && !rawPath.startsWith('/v2') ? ui.routeOf(rawPath) : undefined;
+    if (uiRoute) {
+      metrics.route(req, uiRoute);
+      if (await ui!.handle(req, res, rawPath, query)) return;
     }
     // An encoded slash would let `sec%2fapp` address repository sec/app through a path that
     // proxies and access rules in front of the registry see as one segment.

@@ -129,7 +129,7 @@ describe('GET /metrics after a push and pulls', () => {
     // Never the raw path: the repository name appears in no label.
     assert.doesNotMatch(text, /team-secret|PROPFIND|no\/such/);
     const routes = new Set(samples.filter((s) => s.name === 'skiff_http_requests_total').map((s) => s.labels.route));
-    for (const route of routes) assert.match(route!, /^(base|catalog|tags|manifest|upload|blob|referrers|healthz|metrics|unknown)$/);
+    for (const route of routes) assert.match(route!, /^(base|catalog|tags|manifest|upload|blob|referrers|healthz|metrics|ui|api|unknown)$/);
   });
 
   test('a latency histogram per method and route, which leaves /metrics out', async () => {

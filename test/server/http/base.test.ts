@@ -47,7 +47,8 @@ describe('base endpoints', () => {
   });
 
   test('an unknown path answers 404 with an error body', async () => {
-    for (const path of ['/v3/', '/', '/v2/base/thing/whatever', '/v2/base/thing/blobs']) {
+    // `/` is the web UI's page (test/server/ui/); with `ui: false` it is unknown too.
+    for (const path of ['/v3/', '/v2/base/thing/whatever', '/v2/base/thing/blobs', '/assets/nothing.js', '/api/v2/x']) {
       const res = await fetch(`${reg.url}${path}`);
       assert.equal(res.status, 404, path);
       const body = (await res.json()) as { errors: { code: string }[] };
