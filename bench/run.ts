@@ -22,6 +22,7 @@ import { startupCase } from './cases/startup.ts';
 import { syncScaleCase } from './cases/sync-scale.ts';
 import { syncCase } from './cases/sync.ts';
 import { installSignalHandlers, onCleanup, runCleanup } from './cleanup.ts';
+import { uiCase } from './ui.ts';
 import { Context } from './context.ts';
 import { cacheRoot } from './gen/sets.ts';
 import { clientLimits, ddWriteMBps, sha256MBps } from './measure/limits.ts';
@@ -54,6 +55,8 @@ const CASES: Record<CaseId, { needs: string[]; run: (ctx: Context) => Promise<Ro
   'sync-scale': { needs: ['skopeo', '/usr/bin/time', 'cp'], run: syncScaleCase },
   // Opt-in (options.ts's OPT_IN): Ceph (mon, OSD, radosgw), PostgreSQL and Redis as the scale-out tests start them.
   'scale-out': { needs: ['skopeo', 'docker-registry', 'nginx', 'wrk', 'curl', 'sync', 'ceph-mon', 'ceph-osd', 'radosgw', 'radosgw-admin', 'redis-server'], run: scaleOutCase },
+  // Opt-in too: the web UI at 10,000 repositories in Chromium (/usr/bin/chromium), and /v2/ with and without it.
+  ui: { needs: ['wrk', 'cp'], run: uiCase },
 };
 
 async function main(): Promise<number> {
