@@ -7,7 +7,7 @@
  *   build.ts's removeStale drops them an hour after the last build that wrote them.
  * - Each asset gets a brotli (quality 11) and a gzip (level 9) copy beside it, when smaller, for
  *   the server to send as they are: the best compression costs once, here, not per request.
- * - Files are written to a temporary name and renamed, index.html last: a browser loading the
+ * - Files are written to a temporary name and renamed, the HTML pages last: a browser loading the
  *   page during a build gets the old page with the old assets, or the new with the new.
  */
 import { build } from 'esbuild';
@@ -15,6 +15,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { writeAtomically } from './write-atomically.ts';
+import { repositoriesApiUrl } from '../src/ui/first-page.ts';
 import { promisify } from 'node:util';
 import { brotliCompress, constants, gzip } from 'node:zlib';
 
@@ -80,14 +81,25 @@ export async function buildUi(dist: string): Promise<string[]> {
     }
   }
 
+  // The API answers every page needs (the session), and on `/` its first page of repositories,
+  // are asked for while the HTML is parsed rather than after the script runs: the browser hands a
+  // preloaded answer to the app's fetch of the same URL. `/` gets index-home.html, the rest index.html.
   const template = await readFile(join(ROOT, 'src/ui/index.html'), 'utf8');
-  const html = template.replace(/\{\{(\w+)\}\}/g, (match, key: string) => {
-    const value = names[key as keyof typeof names];
-    if (value === undefined) throw new Error(`build-ui: src/ui/index.html names an unknown placeholder ${match}`);
-    return value;
-  });
-  const index = join(outdir, 'index.html');
-  await writeAtomically(index, html);
-  written.push(index);
+  const preload = (url: string) => `<link rel="preload" href="${url.replaceAll('&', '&amp;')}" as="fetch" crossorigin />`;
+  const pages: [string, string[]][] = [
+    ['index.html', ['/api/v1/session']],
+    ['index-home.html', ['/api/v1/session', repositoriesApiUrl('', 0)]],
+  ];
+  for (const [file, urls] of pages) {
+    const values: Record<string, string> = { ...names, preloads: urls.map(preload).join('\n    ') };
+    const html = template.replace(/\{\{(\w+)\}\}/g, (match, key: string) => {
+      const value = values[key];
+      if (value === undefined) throw new Error(`build-ui: src/ui/index.html names an unknown placeholder ${match}`);
+      return value;
+    });
+    const path = join(outdir, file);
+    await writeAtomically(path, html);
+    written.push(path);
+  }
   return written;
 }

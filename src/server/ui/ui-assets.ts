@@ -25,7 +25,7 @@ interface Asset {
 }
 
 /**
- * The built UI (dist/ui: index.html and assets/ with hashed names, each with .br and .gz made at
+ * The built UI (dist/ui: index.html, index-home.html and assets/ with hashed names, each with .br and .gz made at
  * build time), held in memory: a few hundred KB, read once at start, so a page costs no disk
  * read and no compression work per request. Hashed assets are immutable; index.html is
  * revalidated each time, so a new build reaches browsers at once.
@@ -61,9 +61,14 @@ export class UiAssets {
     return path.startsWith('/assets/') && this.files.has(path);
   }
 
-  /** Sends the page shell (for `/` and every client-side route) or an asset. */
-  send(req: IncomingMessage, res: ServerResponse, path: string): void {
-    const asset = this.files.get(path === '/index.html' || !path.startsWith('/assets/') ? '/index.html' : path)!;
+  /**
+   * Sends the page shell (for every client-side route) or an asset. `/` without a query gets
+   * index-home.html, which also preloads the repository list's first page.
+   */
+  send(req: IncomingMessage, res: ServerResponse, path: string, query: URLSearchParams): void {
+    let name = path.startsWith('/assets/') ? path : '/index.html';
+    if (path === '/' && query.size === 0 && this.files.has('/index-home.html')) name = '/index-home.html';
+    const asset = this.files.get(name)!;
     setPageHeaders(res);
     res.setHeader('Content-Type', asset.type);
     res.setHeader('ETag', asset.etag);

@@ -86,7 +86,7 @@ export class WebUi {
       return true;
     }
     if (!page && !this.assets.has(rawPath)) return false;
-    this.assets.send(req, res, rawPath);
+    this.assets.send(req, res, rawPath, query);
     return true;
   }
 }

@@ -4,7 +4,6 @@
  */
 import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { RepositoryPage } from '../../server/ui/api-types.ts';
-import { query } from '../api.ts';
 import { ErrorAlert } from '../components/error-alert.tsx';
 import { PageHeading } from '../components/page-heading.tsx';
 import { Pager } from '../components/pager.tsx';
@@ -13,14 +12,15 @@ import { RelativeTime } from '../components/time.tsx';
 import { formatCount, formatSize } from '../format.ts';
 import { useLoad } from '../load.ts';
 import { navigate, pageParam, pageValue, withParams, type Route } from '../router.ts';
+import { REPOSITORY_PAGE_SIZE, repositoriesApiUrl } from '../first-page.ts';
 
-const PAGE_SIZE = 50;
+const PAGE_SIZE = REPOSITORY_PAGE_SIZE;
 /** Long enough to skip the requests for the letters of a word typed in one go, short enough to feel instant. */
 const DEBOUNCE_MS = 120;
 
 /** The API URL of the list a URL's query shows (main.tsx prefetches it on a first load of `/`). */
 export function repositoriesUrl(search: URLSearchParams): string {
-  return `/api/v1/repositories${query({ filter: search.get('q') ?? '', offset: (pageParam(search) - 1) * PAGE_SIZE, limit: PAGE_SIZE })}`;
+  return repositoriesApiUrl(search.get('q') ?? '', (pageParam(search) - 1) * PAGE_SIZE);
 }
 
 export function RepositoriesPage({ route }: { route: Route }) {

@@ -383,6 +383,15 @@ describe('web UI pages and API without authentication', () => {
       const html = await res.text();
       assert.doesNotMatch(html, /<script>|<script(?![^>]*\bsrc=)[^>]*>|<style|\sstyle=/, 'no inline script or style');
     }
+    // `/` also preloads the list's first page, with the very URL the app then fetches; other routes do not.
+    const home = await (await fetch(`${registry.url}/`)).text();
+    assert.match(home, /<link rel="preload" href="\/api\/v1\/session" as="fetch" crossorigin \/>/);
+    assert.match(home, /<link rel="preload" href="\/api\/v1\/repositories\?offset=0&amp;limit=50" as="fetch" crossorigin \/>/);
+    for (const path of ['/?q=lib', '/r/lib/one', '/mirror']) {
+      const other = await (await fetch(`${registry.url}${path}`)).text();
+      assert.doesNotMatch(other, /api\/v1\/repositories/, path);
+      assert.match(other, /href="\/api\/v1\/session"/, path);
+    }
     const html = await (await fetch(registry.url)).text();
     const script = /src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
     assert.ok(script, 'index.html loads the app from /assets/');
