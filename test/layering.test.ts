@@ -29,13 +29,17 @@ const ALLOWED: Record<string, string[]> = {
   proxy: [...BASE, 'content', 'graph', 'client'],
   testing: ['*'],
   cli: ['*'],
+  // The browser app: it runs in a browser, so of the server it reads only the API's types (checked below).
+  ui: ['server'],
 };
+/** The one server file the browser app may import: the /api/v1/ contract, types only. */
+const UI_CONTRACT = 'server/ui/api-types.ts';
 
 function* sources(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {
     const path = join(dir, name);
     if (statSync(path).isDirectory()) yield* sources(path);
-    else if (name.endsWith('.ts')) yield path;
+    else if (name.endsWith('.ts') || name.endsWith('.tsx')) yield path;
   }
 }
 
@@ -48,6 +52,10 @@ test('src/ folders import only the layers below them', () => {
     const text = readFileSync(file, 'utf8');
     for (const match of text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
       const target = relative(SRC, resolve(file, '..', match[1]!)).split(sep)[0]!;
+      if (from === 'ui' && target === 'server' && relative(SRC, resolve(file, '..', match[1]!)) !== UI_CONTRACT) {
+        violations.push(`${relative(SRC, file)} imports ${match[1]}: the browser app may import only src/${UI_CONTRACT}`);
+        continue;
+      }
       if (target === from || allowed.includes('*') || allowed.includes(target)) continue;
       violations.push(`${relative(SRC, file)} imports src/${target}/ (${match[1]})`);
     }

@@ -56,7 +56,7 @@ export interface RepositoryPage {
   limit: number;
 }
 
-export type TagSort = 'pushed' | 'name' | 'size' | 'created' | 'digest';
+export type TagSort = 'pushed' | 'name' | 'size' | 'created' | 'digest' | 'platforms';
 
 export interface TagSummary {
   tag: string;
@@ -72,7 +72,7 @@ export interface TagSummary {
   pushed: number;
 }
 
-/** GET /api/v1/repositories/<name>/tags?sort=&order=&offset=&limit=: default sort pushed, order desc (newest first). 404 NAME_UNKNOWN when absent or not visible. */
+/** GET /api/v1/repositories/<name>/tags?sort=&order=&offset=&limit=: sort by pushed, name, size, created, digest or platforms; default pushed, order desc (newest first). 404 NAME_UNKNOWN when absent or not visible. */
 export interface TagPage {
   name: string;
   tags: TagSummary[];

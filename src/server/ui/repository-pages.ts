@@ -41,7 +41,7 @@ export async function repositoryPage(metadata: MetadataStore, caller: UiCaller, 
 
 /**
  * One page of a repository's tags, sorted. Pushed, name and digest order need only the tag table;
- * size and created need every tag's facts, which the cache keeps by digest after the first sort.
+ * size, created and platforms need every tag's facts, which the cache keeps by digest after the first sort.
  */
 export async function tagPage(
   registry: Registry,
@@ -53,7 +53,7 @@ export async function tagPage(
   const { sort, order, offset, limit } = options;
   const direction = order === 'asc' ? 1 : -1;
   let rows: { tag: string; digest: Digest; updatedAt: number; facts?: ImageFacts }[] = tags.map((tag) => ({ ...tag }));
-  if (sort === 'size' || sort === 'created') {
+  if (sort === 'size' || sort === 'created' || sort === 'platforms') {
     await eachLimited(rows, FACTS_CONCURRENCY, async (row) => {
       row.facts = await facts.of(row.digest);
     });
@@ -66,6 +66,8 @@ export async function tagPage(
     size: (a, b) => a.facts!.size - b.facts!.size || byName(a, b),
     // An image without a created time sorts as the oldest.
     created: (a, b) => (a.facts!.created ?? '').localeCompare(b.facts!.created ?? '') || byName(a, b),
+    // An artifact (no platform) sorts first.
+    platforms: (a, b) => a.facts!.platforms.join(',').localeCompare(b.facts!.platforms.join(',')) || byName(a, b),
   };
   rows = rows.sort((a, b) => direction * compare[sort](a, b));
   const window = rows.slice(offset, offset + limit);

@@ -29,6 +29,7 @@ export interface UiApiOptions {
 }
 
 const LOGIN_BODY_LIMIT = 16 * 1024;
+const TAG_SORTS: readonly TagSort[] = ['pushed', 'name', 'size', 'created', 'digest', 'platforms'];
 
 /**
  * `/api/v1/…`: the JSON the UI needs beyond the OCI API (docs/ui.md). Each request is decided by
@@ -75,8 +76,8 @@ export class UiApi {
     if (tags && method === 'GET') {
       const name = await this.visibleRepository(tags.groups!.name!, caller);
       const sort = (query.get('sort') ?? 'pushed') as TagSort;
-      if (!['pushed', 'name', 'size', 'created', 'digest'].includes(sort)) throw badRequest(`sort must be one of pushed, name, size, created, digest`);
-      const order = query.get('order') ?? (sort === 'name' || sort === 'digest' ? 'asc' : 'desc');
+      if (!TAG_SORTS.includes(sort)) throw badRequest(`sort must be one of ${TAG_SORTS.join(', ')}`);
+      const order = query.get('order') ?? (sort === 'pushed' || sort === 'created' ? 'desc' : 'asc');
       if (order !== 'asc' && order !== 'desc') throw badRequest('order must be asc or desc');
       const page = await tagPage(registry, this.facts, name, { sort, order, ...paging(query) });
       return sendJson(res, 200, { ...page, mayDelete: this.mayDelete(caller, name), cached: await registry.metadata.isCachedRepository(name) });

@@ -36,7 +36,7 @@ const COLUMNS: Column[] = [
   { label: 'Tag', sort: 'name', first: 'asc' },
   { label: 'Digest', sort: 'digest', first: 'asc' },
   { label: 'Size', sort: 'size', first: 'asc', numeric: true },
-  { label: 'Platforms', sort: null, first: 'asc' },
+  { label: 'Platforms', sort: 'platforms', first: 'asc' },
   { label: 'Created', sort: 'created', first: 'desc' },
   { label: 'Pushed', sort: 'pushed', first: 'desc' },
 ];

@@ -276,6 +276,9 @@ describe('web UI API with access control', () => {
     // arm and multi share the newest created time; the name breaks the tie, reversed with the order.
     assert.deepEqual(byCreated.tags.map((tag) => tag.tag), ['multi', 'arm']);
     assert.equal(byCreated.total, 4);
+    const byPlatforms = (await browser.request('GET', '/api/v1/repositories/team/app/tags?sort=platforms')).json as TagPage;
+    assert.equal(byPlatforms.order, 'asc');
+    assert.deepEqual(byPlatforms.tags.map((tag) => tag.platforms.join(',')), ['linux/amd64', 'linux/amd64', 'linux/amd64,linux/arm64/v8', 'linux/arm64/v8']);
     assert.equal((await browser.request('GET', '/api/v1/repositories/team/app/tags?sort=bogus')).status, 400);
   });
 
