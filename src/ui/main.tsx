@@ -15,11 +15,17 @@ import { fetchSession } from './session.ts';
 // The session comes first: every page depends on who the user is. On the repository list (the page
 // most visits start at, and whose first render is measured) its data is asked for at the same
 // time, not after the session.
+// Marks for the benchmark's timeline (bench/ui.ts): when the app's code starts and first renders.
+performance.mark('skiff:script');
 const session = fetchSession();
 if (location.pathname === '/') prefetch(repositoriesUrl(new URLSearchParams(location.search)));
 interceptLinks(document);
 const root = document.getElementById('app')!;
 session.then(
-  (initial) => render(<App initial={initial} />, root),
+  (initial) => {
+    performance.mark('skiff:session');
+    render(<App initial={initial} />, root);
+    performance.mark('skiff:rendered');
+  },
   (error: unknown) => render(<BootError error={error} />, root),
 );

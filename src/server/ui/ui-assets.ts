@@ -4,7 +4,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setPageHeaders } from './page-headers.ts';
+import { CLOSED_POLICY, contentSecurityPolicy, setPageHeaders } from './page-headers.ts';
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -18,6 +18,8 @@ const TYPES: Record<string, string> = {
 
 interface Asset {
   type: string;
+  /** A page's Content-Security-Policy, allowing its own inline script and style by hash. */
+  policy: string;
   etag: string;
   identity: Buffer;
   br?: Buffer;
@@ -25,10 +27,11 @@ interface Asset {
 }
 
 /**
- * The built UI (dist/ui: index.html, index-home.html and assets/ with hashed names, each with .br and .gz made at
- * build time), held in memory: a few hundred KB, read once at start, so a page costs no disk
- * read and no compression work per request. Hashed assets are immutable; index.html is
- * revalidated each time, so a new build reaches browsers at once.
+ * The built UI (dist/ui: index.html and index-home.html, whose script and style are inline, and
+ * assets/ with hashed names; each file with .br and .gz made at build time), held in memory: a
+ * few hundred KB, read once at start, so a page costs no disk read and no compression work per
+ * request. Hashed assets are immutable; the pages are revalidated each time (ETag), so a new
+ * build reaches browsers at once.
  */
 export class UiAssets {
   private readonly files: Map<string, Asset>;
@@ -46,7 +49,9 @@ export class UiAssets {
       const path = join(entry.parentPath, entry.name);
       const name = path.slice(dir.length).replaceAll('\\', '/');
       const identity = await readFile(path);
-      const asset: Asset = { type: TYPES[extname(name)] ?? 'application/octet-stream', etag: `"${createHash('sha256').update(identity).digest('base64url').slice(0, 22)}"`, identity };
+      const type = TYPES[extname(name)] ?? 'application/octet-stream';
+      const policy = type.startsWith('text/html') ? contentSecurityPolicy(inlineHashes(identity.toString('utf8'))) : CLOSED_POLICY;
+      const asset: Asset = { type, policy, etag: `"${createHash('sha256').update(identity).digest('base64url').slice(0, 22)}"`, identity };
       const br = await readFile(`${path}.br`).catch(() => undefined);
       const gzip = await readFile(`${path}.gz`).catch(() => undefined);
       if (br) asset.br = br;
@@ -69,7 +74,7 @@ export class UiAssets {
     let name = path.startsWith('/assets/') ? path : '/index.html';
     if (path === '/' && query.size === 0 && this.files.has('/index-home.html')) name = '/index-home.html';
     const asset = this.files.get(name)!;
-    setPageHeaders(res);
+    setPageHeaders(res, asset.policy);
     res.setHeader('Content-Type', asset.type);
     res.setHeader('ETag', asset.etag);
     res.setHeader('Vary', 'Accept-Encoding');
@@ -91,6 +96,15 @@ export class UiAssets {
     res.writeHead(200);
     res.end(req.method === 'HEAD' ? undefined : body);
   }
+}
+
+/**
+ * The SHA-256 sources of a page's inline `<script>` and `<style>` blocks, as CSP writes them
+ * (`sha256-<base64>` of the exact text between the tags).
+ */
+export function inlineHashes(html: string): { scripts: string[]; styles: string[] } {
+  const hashes = (pattern: RegExp) => [...html.matchAll(pattern)].map((match) => `sha256-${createHash('sha256').update(match[1]!, 'utf8').digest('base64')}`);
+  return { scripts: hashes(/<script\b[^>]*>([\s\S]*?)<\/script>/gi), styles: hashes(/<style\b[^>]*>([\s\S]*?)<\/style>/gi) };
 }
 
 /** Codings the client accepts (a `;q=0` refuses one). */
