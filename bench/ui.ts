@@ -39,12 +39,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { Page } from 'playwright-core';
-import { FsBlobStore } from '../src/content/fs-blob-store.ts';
 import { digestOf, type Digest } from '../src/digest/digest.ts';
 import { childDescriptors, parseManifest } from '../src/oci/manifest.ts';
 import type { ManifestRecord } from '../src/server/storage/metadata.ts';
 import { registryLayout } from '../src/server/storage/layout.ts';
-import { SqliteMetadataStore } from '../src/server/storage/sqlite-metadata.ts';
+import { openSeedStores } from './gen/seed-stores.ts';
 import type { RepositoryPage } from '../src/server/ui/api-types.ts';
 import { browserSkipReason, openBrowser, problemsOf, type BrowserSession } from '../src/testing/browser.ts';
 import { installSignalHandlers, onCleanup, runCleanup } from './cleanup.ts';
@@ -90,12 +89,7 @@ const repositoryName = (i: number) => `bench/ui-${String(i).padStart(5, '0')}`;
 /** Writes `count` repositories with one tag each into `dir` through the metadata store and the blob layout. */
 async function seed(dir: string, count: number): Promise<{ ms: number; manifest: string }> {
   const started = performance.now();
-  const layout = registryLayout(dir);
-  const store = await new FsBlobStore(layout.blobs).init();
-  for (let i = 0; i < 256; i++) await mkdir(join(dir, 'blobs', 'sha256', i.toString(16).padStart(2, '0')), { recursive: true });
-  const metadata = new SqliteMetadataStore(layout.metadata);
-  // Setup only, as in the gc case: no fsync per transaction.
-  (metadata as unknown as { db?: { exec(sql: string): void } }).db?.exec('PRAGMA synchronous = OFF');
+  const { store, metadata } = await openSeedStores(dir);
   let pending: Promise<void>[] = [];
   const write = async (data: Buffer): Promise<Digest> => {
     const digest = digestOf(data);

@@ -41,7 +41,7 @@
  *   from the copy's metadata.db).
  */
 import { createCipheriv, createHash } from 'node:crypto';
-import { copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { FsBlobStore } from '../../src/content/fs-blob-store.ts';
@@ -50,6 +50,7 @@ import { childDescriptors, parseManifest } from '../../src/oci/manifest.ts';
 import type { ManifestRecord } from '../../src/server/storage/metadata.ts';
 import { registryLayout } from '../../src/server/storage/layout.ts';
 import { SqliteMetadataStore } from '../../src/server/storage/sqlite-metadata.ts';
+import { openSeedStores } from '../gen/seed-stores.ts';
 import { onCleanup } from '../cleanup.ts';
 import { skiff as skiffCommand } from '../clients.ts';
 import type { Context } from '../context.ts';
@@ -298,13 +299,7 @@ function prng(seed: number): () => number {
 /** Exported for probes (profiling a cycle by hand); the case is its only user in the bench. */
 export async function buildDataset(dir: string): Promise<Dataset> {
   const started = performance.now();
-  const layout = registryLayout(dir);
-  const store = await new FsBlobStore(layout.blobs).init();
-  for (let i = 0; i < 256; i++) await mkdir(join(dir, 'blobs', 'sha256', i.toString(16).padStart(2, '0')), { recursive: true });
-  const metadata = new SqliteMetadataStore(layout.metadata);
-  // Setup only: one fsync per linkBlob/putManifest transaction would cost ~40 s. The store keeps
-  // its connection private; without it the setup is slower, not different.
-  (metadata as unknown as { db?: { exec(sql: string): void } }).db?.exec('PRAGMA synchronous = OFF');
+  const { store, metadata } = await openSeedStores(dir);
 
   const random = prng(2026);
   const cipher = createCipheriv('aes-256-ctr', createHash('sha256').update('skiff-bench:gc').digest(), Buffer.alloc(16));
