@@ -19,55 +19,10 @@ import { makeImage, makeIndex } from '../../../src/testing/images.ts';
 import { startTestMirror, upstream } from '../../../src/testing/mirror.ts';
 import { pushBlob, pushImage, pushManifest } from '../../../src/testing/push.ts';
 import { startTestRegistry, type TestRegistry } from '../../../src/testing/test-registry.ts';
+import { ApiBrowser as Browser } from '../../../src/testing/api-browser.ts';
 
 function rule(repositories: string[], actions: AccessRule['actions'], who: Partial<Pick<AccessRule, 'users' | 'anonymous'>>): AccessRule {
   return { repositories, actions, users: who.users ?? [], groups: [], anonymous: who.anonymous ?? false };
-}
-
-/** A browser's view of one server: its cookies, and the CSRF token its session handed out. */
-class Browser {
-  private readonly cookies = new Map<string, string>();
-  csrf = '';
-  private readonly base: string;
-  constructor(base: string) {
-    this.base = base;
-  }
-
-  async request(method: string, path: string, options: { body?: unknown; headers?: Record<string, string>; csrf?: boolean } = {}): Promise<{ status: number; headers: Headers; json: any; text: string }> {
-    const headers: Record<string, string> = { ...(options.headers ?? {}) };
-    if (this.cookies.size > 0) headers.cookie = [...this.cookies].map(([name, value]) => `${name}=${value}`).join('; ');
-    if ((options.csrf ?? true) && method !== 'GET' && this.csrf) headers['x-csrf-token'] = this.csrf;
-    if (options.body !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(`${this.base}${path}`, { method, headers, ...(options.body !== undefined ? { body: typeof options.body === 'string' ? options.body : JSON.stringify(options.body) } : {}), redirect: 'manual' });
-    for (const line of res.headers.getSetCookie()) {
-      const [pair = '', ...attributes] = line.split(';');
-      const [name = '', value = ''] = pair.split('=');
-      if (attributes.some((attribute) => /^\s*max-age=0\s*$/i.test(attribute))) this.cookies.delete(name.trim());
-      else this.cookies.set(name.trim(), value.trim());
-    }
-    const text = await res.text();
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      json = undefined;
-    }
-    return { status: res.status, headers: res.headers, json, text };
-  }
-
-  async session(): Promise<SessionInfo> {
-    const answer = await this.request('GET', '/api/v1/session');
-    assert.equal(answer.status, 200, answer.text);
-    this.csrf = (answer.json as SessionInfo).csrf;
-    return answer.json as SessionInfo;
-  }
-
-  async login(username: string, password: string): Promise<SessionInfo> {
-    await this.session();
-    const answer = await this.request('POST', '/api/v1/session', { body: { username, password } });
-    assert.equal(answer.status, 200, answer.text);
-    return answer.json as SessionInfo;
-  }
 }
 
 /** The status of a GET whose path is sent exactly as written. */
