@@ -488,3 +488,64 @@ describe('web UI mirror view', () => {
     assert.equal((await browser.request('GET', '/api/v1/mirror/tags?upstream=nowhere')).status, 404);
   });
 });
+
+describe('web UI on a read-only registry, and under TLS', () => {
+  let dir: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'skiff-ui-modes-'));
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('read-only: no delete buttons, no GC, and the actions answer 405', async () => {
+    const dataDir = join(dir, 'read-only');
+    const open = await startTestRegistry({ dataDir });
+    await pushImage(open.url, 'lib/kept', await makeImage({ seed: 'ui read-only', layers: 1, layerSize: 64 }), 'v1');
+    await open.stop();
+    const registry = await startTestRegistry({ dataDir, readOnly: true });
+    try {
+      const browser = new Browser(registry.url);
+      const session = await browser.session();
+      assert.equal(session.deleteEnabled, false);
+      assert.equal(session.admin, false, 'no collector runs on a read-only registry, so no dry run is offered');
+      assert.equal(((await browser.request('GET', '/api/v1/repositories/lib/kept/tags')).json as TagPage).mayDelete, false);
+      assert.equal((await browser.request('DELETE', '/api/v1/repositories/lib/kept/tags/v1')).status, 405);
+      assert.equal((await browser.request('POST', '/api/v1/gc/dry-run')).status, 405);
+      assert.equal(((await browser.request('GET', '/api/v1/repositories/lib/kept/tags')).json as TagPage).total, 1);
+    } finally {
+      await registry.stop();
+    }
+  });
+
+  test('under TLS the session and CSRF cookies are Secure', async () => {
+    const { makeTestCertificate } = await import('../../../src/testing/tls-cert.ts');
+    const { request } = await import('node:https');
+    const certificate = await makeTestCertificate(join(dir, 'tls'));
+    const htpasswd = join(dir, 'tls-htpasswd');
+    await writeFile(htpasswd, `alice:${bcrypt.hashSync('alice-pw', 4)}\n`);
+    const registry = await startTestRegistry({ htpasswd, tlsCert: certificate.certFile, tlsKey: certificate.keyFile });
+    const call = (method: string, path: string, headers: Record<string, string>, body?: string) =>
+      new Promise<{ status: number; cookies: string[]; json: { csrf?: string; user?: string | null } }>((resolve, reject) => {
+        const req = request(`${registry.url}${path}`, { method, headers, ca: certificate.cert, agent: false }, (res) => {
+          let text = '';
+          res.on('data', (chunk: Buffer) => (text += chunk.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, cookies: res.headers['set-cookie'] ?? [], json: JSON.parse(text) as { csrf?: string } }));
+        });
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      assert.match(registry.url, /^https:/);
+      const first = await call('GET', '/api/v1/session', {});
+      const csrfCookie = first.cookies.find((line) => line.startsWith('skiff_csrf='))!;
+      assert.match(csrfCookie, /; Secure/);
+      const login = await call('POST', '/api/v1/session', { cookie: csrfCookie.split(';')[0]!, 'x-csrf-token': first.json.csrf!, 'content-type': 'application/json' }, JSON.stringify({ username: 'alice', password: 'alice-pw' }));
+      assert.equal(login.status, 200);
+      assert.equal(login.json.user, 'alice');
+      assert.match(login.cookies.find((line) => line.startsWith('skiff_session=')) ?? '', /; HttpOnly; SameSite=Strict; Secure/);
+    } finally {
+      await registry.stop();
+    }
+  });
+});
