@@ -1,4 +1,5 @@
 import { formatCount } from '../format.ts';
+import { navigate, pageValue, withParams } from '../router.ts';
 
 /**
  * The line saying which rows are shown, and the buttons to the previous and next page (disabled at
@@ -38,4 +39,9 @@ export function Pager({ offset, limit, total, loading, noun, empty, onOffset }: 
       </div>
     </div>
   );
+}
+
+/** A Pager whose page lives in the URL (`?page=`), so a reload or the back button keeps it. */
+export function UrlPager(props: Omit<PagerProps, 'onOffset'>) {
+  return <Pager {...props} onOffset={(next) => navigate(withParams({ page: pageValue(next, props.limit) }))} />;
 }

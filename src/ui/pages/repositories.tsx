@@ -6,12 +6,12 @@ import { useEffect, useId, useRef, useState } from 'preact/hooks';
 import type { RepositoryPage } from '../../server/ui/api-types.ts';
 import { ErrorAlert } from '../components/error-alert.tsx';
 import { PageHeading } from '../components/page-heading.tsx';
-import { Pager } from '../components/pager.tsx';
+import { UrlPager } from '../components/pager.tsx';
 import { ScrollBox } from '../components/scroll-box.tsx';
 import { RelativeTime } from '../components/time.tsx';
 import { formatCount, formatSize } from '../format.ts';
 import { useLoad } from '../load.ts';
-import { navigate, pageParam, pageValue, withParams, type Route } from '../router.ts';
+import { navigate, pageParam, withParams, type Route } from '../router.ts';
 import { REPOSITORY_PAGE_SIZE, repositoriesApiUrl } from '../first-page.ts';
 
 const PAGE_SIZE = REPOSITORY_PAGE_SIZE;
@@ -85,14 +85,13 @@ export function RepositoriesPage({ route }: { route: Route }) {
           </tbody>
         </table>
       </ScrollBox>
-      <Pager
+      <UrlPager
         offset={offset}
         limit={PAGE_SIZE}
         total={data ? data.total : null}
         loading={loading}
         noun={['repository', 'repositories']}
         empty={q ? `No repositories match “${q}”` : 'No repositories yet'}
-        onOffset={(next) => navigate(withParams({ page: pageValue(next, PAGE_SIZE) }))}
       />
     </>
   );

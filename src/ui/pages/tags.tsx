@@ -9,7 +9,7 @@ import { ConfirmDialog } from '../components/confirm-dialog.tsx';
 import { ShortDigest } from '../components/digest.tsx';
 import { ErrorAlert } from '../components/error-alert.tsx';
 import { PageHeading } from '../components/page-heading.tsx';
-import { Pager } from '../components/pager.tsx';
+import { UrlPager } from '../components/pager.tsx';
 import { PullCommand } from '../components/pull-command.tsx';
 import { ScrollBox } from '../components/scroll-box.tsx';
 import { RelativeTime } from '../components/time.tsx';
@@ -17,7 +17,7 @@ import { takeFlash } from '../flash.ts';
 import { formatSize, parseTime } from '../format.ts';
 import { useLoad } from '../load.ts';
 import { repositoryHref } from '../reference.ts';
-import { navigate, pageParam, pageValue, withParams, type Route } from '../router.ts';
+import { navigate, pageParam, withParams, type Route } from '../router.ts';
 import { handleUnauthorized, useSession } from '../session.ts';
 
 const PAGE_SIZE = 50;
@@ -154,14 +154,13 @@ export function TagsPage({ route, name }: { route: Route; name: string }) {
               </tbody>
             </table>
           </ScrollBox>
-          <Pager
+          <UrlPager
             offset={offset}
             limit={PAGE_SIZE}
             total={data ? data.total : null}
             loading={loading}
             noun={['tag', 'tags']}
             empty="No tags in this repository"
-            onOffset={(next) => navigate(withParams({ page: pageValue(next, PAGE_SIZE) }))}
           />
         </>
       )}
