@@ -6,13 +6,13 @@
  * upstream HEAD. The upstream is a real skiff registry behind a counting, fault-injecting proxy.
  */
 import assert from 'node:assert/strict';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { digestOf, type Digest } from '../../src/digest/digest.ts';
 import type { Descriptor } from '../../src/oci/descriptor.ts';
+import { fetchBytes } from '../../src/testing/fetch-bytes.ts';
 import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { startTestMirror, upstream, type TestMirror } from '../../src/testing/mirror.ts';
 import { pushBlob } from '../../src/testing/push.ts';
@@ -20,40 +20,6 @@ import { startTestRegistry, type TestRegistry } from '../../src/testing/test-reg
 
 const MiB = 1024 * 1024;
 const HOST = 'upstream.test';
-
-interface Got {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  bytes: number;
-  digest: string;
-  /** The body broke before its Content-Length. */
-  cut: boolean;
-}
-
-/** One request with node:http, reading the body to its end or its break. */
-function fetchBytes(url: string, options: { method?: string; headers?: Record<string, string>; stopAfter?: number } = {}): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: options.method ?? 'GET', headers: options.headers ?? {}, agent: false }, (res) => {
-      const hash = createHash('sha256');
-      let bytes = 0;
-      const done = (cut: boolean) => resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, digest: `sha256:${hash.digest('hex')}`, cut });
-      res.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        bytes += chunk.length;
-        if (options.stopAfter !== undefined && bytes >= options.stopAfter) {
-          res.destroy();
-          done(false);
-        }
-      });
-      res.on('end', () => done(!res.complete));
-      res.on('error', () => done(true));
-      res.on('aborted', () => undefined);
-    });
-    // Cut before any header was sent (a one-byte range waits for the verified commit): a broken response too.
-    req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve({ status: 0, headers: {}, bytes: 0, digest: '', cut: true }) : reject(error)));
-    req.end();
-  });
-}
 
 describe('mirror blobs', () => {
   let origin: TestRegistry;

@@ -5,15 +5,14 @@
  * over both, and serve the image from the bucket once the upstream is gone.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
-import { request } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { S3BlobStore } from '../../src/content/s3-blob-store.ts';
 import { digestOf, type Digest } from '../../src/digest/digest.ts';
 import type { Descriptor } from '../../src/oci/descriptor.ts';
 import { parseStorage } from '../../src/server/backend-config.ts';
+import { fetchBytes } from '../../src/testing/fetch-bytes.ts';
 import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { makeImage, seededBytes, type TestImage } from '../../src/testing/images.ts';
 import { startTestMirror, upstream, type TestMirror } from '../../src/testing/mirror.ts';
@@ -25,43 +24,6 @@ const skip = await scaleOutSkipReason();
 const MiB = 1024 * 1024;
 const HOST = 'upstream.test';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-interface Got {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  bytes: number;
-  digest: string;
-  body?: Buffer;
-  /** The body broke before its Content-Length (or the connection before any header). */
-  cut: boolean;
-}
-
-/** One request with node:http, hashing the body to its end or its break; `keep` keeps the body (manifests). */
-function fetchBytes(url: string, options: { headers?: Record<string, string>; keep?: boolean; stopAfter?: number } = {}): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { headers: options.headers ?? {}, agent: false }, (res) => {
-      const hash = createHash('sha256');
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      const done = (cut: boolean) =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, bytes, digest: `sha256:${hash.digest('hex')}`, cut, ...(options.keep ? { body: Buffer.concat(chunks) } : {}) });
-      res.on('data', (chunk: Buffer) => {
-        hash.update(chunk);
-        if (options.keep) chunks.push(chunk);
-        bytes += chunk.length;
-        if (options.stopAfter !== undefined && bytes >= options.stopAfter) {
-          res.destroy();
-          done(false);
-        }
-      });
-      res.on('end', () => done(!res.complete));
-      res.on('error', () => done(true));
-      res.on('aborted', () => undefined);
-    });
-    req.on('error', (error: NodeJS.ErrnoException) => (error.code === 'ECONNRESET' ? resolve({ status: 0, headers: {}, bytes: 0, digest: '', cut: true }) : reject(error)));
-    req.end();
-  });
-}
 
 const ACCEPT = { Accept: 'application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' };
 
