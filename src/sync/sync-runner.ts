@@ -126,15 +126,8 @@ export class SyncRunner {
    * number of images; what each image leaves behind is its event.
    */
   async run(rules: ImageRule[]): Promise<void> {
-    const seen = new Set<string>();
-    const overlapping = overlappingPairs(rules);
-    let pending: Job[] = rules.map((rule) => ({ kind: 'rule', rule }));
-    for (let pass = 0; pending.length > 0 && pass <= this.options.retries; pass++) {
-      if (this.options.signal?.aborted) break;
-      this.emit({ type: 'pass', pass, jobs: pending.length });
-      const final = pass === this.options.retries;
-      const failed: Job[] = [];
-      await drain(this.tasks(pending, seen, overlapping, failed, final), this.imagesInFlight, async ({ task, key }) => {
+    await this.passes(rules, (tasks, failed, final) =>
+      drain(tasks, this.imagesInFlight, async ({ task, key }) => {
         this.emit({ type: 'image-start', task, key });
         try {
           const result = await this.copier.copy(task);
@@ -144,7 +137,24 @@ export class SyncRunner {
           failed.push({ kind: 'image', task, key });
           this.emit({ type: 'image-done', task, key, outcome: 'failed', reason: await this.reason(error, [task.source, task.destination]), final });
         }
-      });
+      }),
+    );
+  }
+
+  /**
+   * The passes `run` and `dispatch` share: the first plans the rules, each later one what the pass
+   * before left in `failed`, up to `retries` passes after the first; `work` runs one pass's tasks.
+   */
+  private async passes(rules: ImageRule[], work: (tasks: AsyncGenerator<{ task: SyncTask; key: string }, void, undefined>, failed: Job[], final: boolean) => Promise<void>): Promise<void> {
+    const seen = new Set<string>();
+    const overlapping = overlappingPairs(rules);
+    let pending: Job[] = rules.map((rule) => ({ kind: 'rule', rule }));
+    for (let pass = 0; pending.length > 0 && pass <= this.options.retries; pass++) {
+      if (this.options.signal?.aborted) break;
+      this.emit({ type: 'pass', pass, jobs: pending.length });
+      const final = pass === this.options.retries;
+      const failed: Job[] = [];
+      await work(this.tasks(pending, seen, overlapping, failed, final), failed, final);
       pending = failed;
     }
   }
@@ -163,16 +173,10 @@ export class SyncRunner {
     // The loop below is the only waiter: one wake-up at a time.
     let wake: (() => void) | undefined;
     const slot = () => new Promise<void>((resolve) => (wake = resolve));
-    const seen = new Set<string>();
-    const overlapping = overlappingPairs(rules);
     // Images are retried by the queue; a rule whose expansion failed (its tag list, say) is planned
     // again in a later pass, as `run` does, up to `retries` passes.
-    let pending: Job[] = rules.map((rule) => ({ kind: 'rule', rule }));
-    for (let pass = 0; pending.length > 0 && pass <= this.options.retries; pass++) {
-      if (this.options.signal?.aborted) break;
-      this.emit({ type: 'pass', pass, jobs: pending.length });
-      const failed: Job[] = [];
-      for await (const { task, key } of this.tasks(pending, seen, overlapping, failed, pass === this.options.retries)) {
+    await this.passes(rules, async (tasks) => {
+      for await (const { task, key } of tasks) {
         if (this.options.signal?.aborted) break;
         while (outstanding >= cap) await slot();
         outstanding++;
@@ -182,8 +186,7 @@ export class SyncRunner {
           wake?.();
         });
       }
-      pending = failed;
-    }
+    });
     while (outstanding > 0) await slot();
   }
 
