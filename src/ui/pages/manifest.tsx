@@ -12,6 +12,7 @@ import { Fact, Facts, OrDash } from '../components/facts.tsx';
 import { PageHeading } from '../components/page-heading.tsx';
 import { PullCommand } from '../components/pull-command.tsx';
 import { ScrollBox } from '../components/scroll-box.tsx';
+import { Section } from '../components/section.tsx';
 import { RelativeTime } from '../components/time.tsx';
 import { setFlash } from '../flash.ts';
 import { formatSize, parseTime, shortDigest } from '../format.ts';
@@ -64,26 +65,24 @@ export function ManifestPage({ name, tag, digest }: { name: string; tag: string 
               </button>
             </p>
           )}
-          <section aria-labelledby="pull-heading">
-            <h2 id="pull-heading">Pull</h2>
+          <Section title="Pull">
             <PullCommand tool="docker" reference={pullReference} />
             <PullCommand tool="podman" reference={pullReference} />
             <PullCommand tool="skiff" reference={pullReference} />
-          </section>
+          </Section>
           {data.kind !== 'index' && <Layers layers={data.layers} />}
           {data.config && <Configuration config={data.config} />}
           {data.config && <History config={data.config} layers={data.layers} />}
           {data.kind === 'index' && <Platforms manifest={data} />}
           <Referrers manifest={data} />
-          <section aria-labelledby="json-heading">
-            <h2 id="json-heading">Manifest JSON</h2>
+          <Section title="Manifest JSON">
             <details>
               <summary>Show manifest JSON</summary>
               <pre class="json" tabIndex={0}>
                 {data.raw}
               </pre>
             </details>
-          </section>
+          </Section>
           {confirming && (
             <ConfirmDialog
               title={`Delete manifest ${shortDigest(data.digest)}?`}
@@ -187,8 +186,7 @@ function Annotations({ entries }: { entries: [string, string][] }) {
 function Layers({ layers }: { layers: LayerInfo[] }) {
   const total = layers.reduce((sum, layer) => sum + layer.size, 0);
   return (
-    <section aria-labelledby="layers-heading">
-      <h2 id="layers-heading">Layers</h2>
+    <Section title="Layers">
       {layers.length === 0 ? (
         <p class="muted">No layers</p>
       ) : (
@@ -231,7 +229,7 @@ function Layers({ layers }: { layers: LayerInfo[] }) {
           </table>
         </ScrollBox>
       )}
-    </section>
+    </Section>
   );
 }
 
@@ -243,8 +241,7 @@ function Argv({ value }: { value: string[] | null }) {
 function Configuration({ config }: { config: ConfigInfo }) {
   const labels = Object.entries(config.labels);
   return (
-    <section aria-labelledby="config-heading">
-      <h2 id="config-heading">Configuration</h2>
+    <Section title="Configuration">
       <Facts>
         <Fact label="OS/Arch">
           <OrDash value={platformOf(config)} />
@@ -305,7 +302,7 @@ function Configuration({ config }: { config: ConfigInfo }) {
           )}
         </Fact>
       </Facts>
-    </section>
+    </Section>
   );
 }
 
@@ -314,8 +311,7 @@ function History({ config, layers }: { config: ConfigInfo; layers: LayerInfo[] }
   let layerIndex = 0;
   const rows = config.history.map((entry) => ({ entry, layer: entry.emptyLayer ? null : (layers[layerIndex++] ?? null) }));
   return (
-    <section aria-labelledby="history-heading">
-      <h2 id="history-heading">History</h2>
+    <Section title="History">
       {rows.length === 0 ? (
         <p class="muted">No history in the configuration</p>
       ) : (
@@ -348,14 +344,13 @@ function History({ config, layers }: { config: ConfigInfo; layers: LayerInfo[] }
           </table>
         </ScrollBox>
       )}
-    </section>
+    </Section>
   );
 }
 
 function Platforms({ manifest }: { manifest: ManifestDetail }) {
   return (
-    <section aria-labelledby="platforms-heading">
-      <h2 id="platforms-heading">Platforms</h2>
+    <Section title="Platforms">
       <ScrollBox>
         <table aria-label="Platforms" class="list">
           <thead>
@@ -386,14 +381,13 @@ function Platforms({ manifest }: { manifest: ManifestDetail }) {
           </tbody>
         </table>
       </ScrollBox>
-    </section>
+    </Section>
   );
 }
 
 function Referrers({ manifest }: { manifest: ManifestDetail }) {
   return (
-    <section aria-labelledby="referrers-heading">
-      <h2 id="referrers-heading">Referrers</h2>
+    <Section title="Referrers">
       {manifest.referrers.length === 0 ? (
         <p class="muted">No referrers</p>
       ) : (
@@ -434,6 +428,6 @@ function Referrers({ manifest }: { manifest: ManifestDetail }) {
           </table>
         </ScrollBox>
       )}
-    </section>
+    </Section>
   );
 }

@@ -11,6 +11,7 @@ import { ErrorAlert } from '../components/error-alert.tsx';
 import { PageHeading } from '../components/page-heading.tsx';
 import { Pager } from '../components/pager.tsx';
 import { ScrollBox } from '../components/scroll-box.tsx';
+import { Section } from '../components/section.tsx';
 import { RelativeTime } from '../components/time.tsx';
 import { formatCount, formatDuration, formatPercent, formatSize } from '../format.ts';
 import { useLoad } from '../load.ts';
@@ -101,12 +102,10 @@ export function MirrorPage() {
 function CachedTags({ upstream }: { upstream: UpstreamView }) {
   const [staleOnly, setStaleOnly] = useState(false);
   const [offset, setOffset] = useState(0);
-  const headingId = useId();
   const checkboxId = useId();
   const { data, error, loading } = useLoad<CachedTagPage>(`/api/v1/mirror/tags${query({ upstream: upstream.host, stale: staleOnly, offset, limit: PAGE_SIZE })}`);
   return (
-    <section aria-labelledby={headingId} class="upstream">
-      <h2 id={headingId}>{upstream.host}</h2>
+    <Section title={upstream.host} class="upstream">
       <div class="toolbar">
         <input
           id={checkboxId}
@@ -152,6 +151,6 @@ function CachedTags({ upstream }: { upstream: UpstreamView }) {
         </table>
       </ScrollBox>
       <Pager offset={offset} limit={PAGE_SIZE} total={data ? data.total : null} loading={loading} noun={['cached tag', 'cached tags']} empty={staleOnly ? 'No stale tags' : 'No cached tags yet'} onOffset={setOffset} />
-    </section>
+    </Section>
   );
 }
