@@ -10,6 +10,7 @@ import type { TokenIssuer } from '../auth/token-issuer.ts';
 import { TokenRejected, type TokenVerifier } from '../auth/token-verifier.ts';
 import { RegistryError } from '../errors/registry-error.ts';
 import { nameProblem } from '../reference/name.ts';
+import { plainHost } from './http-util.ts';
 
 /** What a request needs, derived from its route before any handler runs. */
 export type Need =
@@ -137,9 +138,8 @@ export class AccessControl {
   /** The realm clients fetch tokens from: configured, or this server's own `/token` at the Host they used. */
   realmFor(req: IncomingMessage | undefined): string {
     if (this.options.realm) return this.options.realm;
-    const host = req?.headers.host;
     // Only a plain host[:port] is echoed back: the challenge is a header, and clients follow its URL.
-    const safe = host !== undefined && /^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? host : (req?.socket.localAddress ?? 'localhost');
+    const safe = plainHost(req) ?? req?.socket.localAddress ?? 'localhost';
     return `${this.options.tls ? 'https' : 'http'}://${safe}/token`;
   }
 

@@ -143,6 +143,16 @@ function backendUnavailable(error: unknown): boolean {
 /** S3 codes of a store that is there but cannot serve now. */
 const BUSY = new Set(['TimeoutError', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout']);
 
+/**
+ * The request's Host header when it is a plain `host[:port]` (a name, an IPv4 address or a
+ * bracketed IPv6 one), else undefined. Only such a value may be echoed back into what clients
+ * follow (a challenge's realm, the web UI's pull lines): the header is the client's to write.
+ */
+export function plainHost(req: IncomingMessage | undefined): string | undefined {
+  const host = req?.headers.host;
+  return host !== undefined && /^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? host : undefined;
+}
+
 /** Maps any failure to the spec's error body. Unknown errors become 500 UNKNOWN. */
 export function toRegistryError(error: unknown): RegistryError {
   if (error instanceof RegistryError) return error;

@@ -5,7 +5,7 @@ import { RegistryError } from '../../errors/registry-error.ts';
 import { isValidTag, nameProblem } from '../../reference/name.ts';
 import type { GarbageCollector } from '../gc/collector.ts';
 import { runGcCycle, type GcSettings } from '../gc/cycle.ts';
-import { readBodyLimited, sendJson } from '../http-util.ts';
+import { plainHost, readBodyLimited, sendJson } from '../http-util.ts';
 import type { Registry } from '../registry.ts';
 import type { SessionInfo, TagSort } from './api-types.ts';
 import { ImageFactsCache } from './image-facts.ts';
@@ -137,19 +137,16 @@ export class UiApi {
   /** `user`: just logged in (a string) or out (null); undefined reads it from the session cookie. */
   private async sessionInfo(req: IncomingMessage, res: ServerResponse, user: string | null | undefined): Promise<SessionInfo> {
     const { sessions, registry, auth } = this.options;
-    const caller = await sessions.caller(req, this.deleteEnabled);
-    const name = user === undefined ? (caller.user ?? null) : user;
-    const policyAdmin = user === undefined ? caller.admin : user !== null && sessions.isAdmin(user);
-    const host = req.headers.host;
+    const name = user === undefined ? ((await sessions.caller(req, this.deleteEnabled)).user ?? null) : user;
     return {
       user: name,
       csrf: sessions.csrfToken(req, res),
       auth,
       login: sessions.canLogin,
       anonymousBrowse: !auth || this.options.anonymousBrowse,
-      admin: (auth ? policyAdmin : true) && this.options.gc !== undefined,
+      admin: sessions.isAdmin(name ?? undefined) && this.options.gc !== undefined,
       deleteEnabled: this.deleteEnabled,
-      registryHost: host !== undefined && /^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$/.test(host) ? host : 'localhost',
+      registryHost: plainHost(req) ?? 'localhost',
       mirror: registry.mirror !== undefined,
     };
   }

@@ -57,7 +57,7 @@ export class UiSessions {
       user,
       mayPull: (repository) => policy.allows(user, repository, 'pull'),
       mayDelete: (repository) => deleteEnabled && policy.allows(user, repository, 'delete'),
-      admin: policy.isAdmin(user),
+      admin: this.isAdmin(user),
     };
   }
 
