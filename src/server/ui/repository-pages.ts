@@ -1,3 +1,4 @@
+import { inParallel } from '../../content/in-parallel.ts';
 import type { Digest } from '../../digest/digest.ts';
 import { RegistryError } from '../../errors/registry-error.ts';
 import type { Registry } from '../registry.ts';
@@ -54,7 +55,7 @@ export async function tagPage(
   const direction = order === 'asc' ? 1 : -1;
   let rows: { tag: string; digest: Digest; updatedAt: number; facts?: ImageFacts }[] = tags.map((tag) => ({ ...tag }));
   if (sort === 'size' || sort === 'created' || sort === 'platforms') {
-    await eachLimited(rows, FACTS_CONCURRENCY, async (row) => {
+    await inParallel(rows, FACTS_CONCURRENCY, async (row) => {
       row.facts = await facts.of(row.digest);
     });
   }
@@ -71,7 +72,7 @@ export async function tagPage(
   };
   rows = rows.sort((a, b) => direction * compare[sort](a, b));
   const window = rows.slice(offset, offset + limit);
-  await eachLimited(window, FACTS_CONCURRENCY, async (row) => {
+  await inParallel(window, FACTS_CONCURRENCY, async (row) => {
     row.facts ??= await facts.of(row.digest);
   });
   const summaries: TagSummary[] = window.map(({ tag, digest, updatedAt, facts: known }) => ({
@@ -84,14 +85,6 @@ export async function tagPage(
     pushed: updatedAt,
   }));
   return { name, tags: summaries, total: rows.length, offset, limit, sort, order };
-}
-
-async function eachLimited<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const workers = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(workers);
 }
 
 export function wholeNumber(text: string | null, fallback: number, max: number, what: string): number {
