@@ -337,6 +337,25 @@ export async function scaleOutCase(ctx: Context): Promise<Row[]> {
       return { value, cpu: spent(before, await cpuSnapshot(processes)) };
     };
     const cephCpu: Processes = { radosgw: { pid: ceph.radosgw ?? 0 }, 'ceph-osd': { pid: ceph['ceph-osd'] ?? 0 } };
+    /** The image pushed with skopeo and pulled back, each timed with the processes' CPU, into one contestant's series. */
+    const pushThenPull = async (probe: Processes, server: Server, side: 'skiff' | 'peer'): Promise<void> => {
+      await run('sync', [], { timeoutMs: 120_000 });
+      const push = await timed(probe, () => pushImage(big, image, server.host));
+      await expectImage(server.host, image);
+      rows.push[side].samples.push(push.value.ms / 1000);
+      rows.push[side].extra.push({ cpu: push.cpu });
+      const pull = await timed(probe, () => pullInto(server));
+      rows.pull[side].samples.push(pull.value);
+      rows.pull[side].extra.push({ cpu: pull.cpu });
+    };
+    /** The 1 GiB blob in one request, timed, and the server's peak RSS meanwhile. */
+    const bigPush = async (probe: Processes, server: Server, side: 'skiff' | 'peer'): Promise<void> => {
+      const rawPush = await timed(probe, () => pushRaw(server, 'bench/raw', raw));
+      rows.rawPush[side].samples.push(rawPush.value.seconds);
+      rows.rawPush[side].extra.push({ cpu: rawPush.cpu });
+      rows.rss[side].samples.push(rawPush.value.peakMiB);
+      rows.rss[side].extra.push({ peakAnonMiB: rawPush.value.peakAnonMiB, idleMiB: rawPush.value.idleMiB });
+    };
 
     const skiffRound: Contestant = {
       name: 'skiff on S3',
@@ -349,14 +368,7 @@ export async function scaleOutCase(ctx: Context): Promise<Row[]> {
           const replica = await startSkiffReplica(ctx.skiff, ctx.runDir, settings);
           servers.push(replica);
           const probe: Processes = { skiff: { pid: replica.pid }, ...cephCpu, postgres };
-          await run('sync', [], { timeoutMs: 120_000 });
-          const push = await timed(probe, () => pushImage(big, image, replica.host));
-          await expectImage(replica.host, image);
-          rows.push.skiff.samples.push(push.value.ms / 1000);
-          rows.push.skiff.extra.push({ cpu: push.cpu });
-          const pull = await timed(probe, () => pullInto(replica));
-          rows.pull.skiff.samples.push(pull.value);
-          rows.pull.skiff.extra.push({ cpu: pull.cpu });
+          await pushThenPull(probe, replica, 'skiff');
 
           const redirecting = await startSkiffReplica(ctx.skiff, ctx.runDir, { ...settings, storage: { s3: { ...s3Settings, redirect: false } } }, 'skiff replica (redirect: false)');
           servers.push(redirecting);
@@ -367,11 +379,7 @@ export async function scaleOutCase(ctx: Context): Promise<Row[]> {
           await redirecting.stop();
           servers.pop();
 
-          const rawPush = await timed(probe, () => pushRaw(replica, 'bench/raw', raw));
-          rows.rawPush.skiff.samples.push(rawPush.value.seconds);
-          rows.rawPush.skiff.extra.push({ cpu: rawPush.cpu });
-          rows.rss.skiff.samples.push(rawPush.value.peakMiB);
-          rows.rss.skiff.extra.push({ peakAnonMiB: rawPush.value.peakAnonMiB, idleMiB: rawPush.value.idleMiB });
+          await bigPush(probe, replica, 'skiff');
         } finally {
           for (const server of servers.reverse()) await server.stop();
           await release(s3Settings.bucket);
@@ -387,19 +395,8 @@ export async function scaleOutCase(ctx: Context): Promise<Row[]> {
           const server = await startCncfS3(ctx.runDir, where);
           try {
             const probe: Processes = { 'docker-registry': { pid: server.pid }, ...cephCpu };
-            await run('sync', [], { timeoutMs: 120_000 });
-            const push = await timed(probe, () => pushImage(big, image, server.host));
-            await expectImage(server.host, image);
-            rows.push.peer.samples.push(push.value.ms / 1000);
-            rows.push.peer.extra.push({ cpu: push.cpu });
-            const pull = await timed(probe, () => pullInto(server));
-            rows.pull.peer.samples.push(pull.value);
-            rows.pull.peer.extra.push({ cpu: pull.cpu });
-            const rawPush = await timed(probe, () => pushRaw(server, 'bench/raw', raw));
-            rows.rawPush.peer.samples.push(rawPush.value.seconds);
-            rows.rawPush.peer.extra.push({ cpu: rawPush.cpu });
-            rows.rss.peer.samples.push(rawPush.value.peakMiB);
-            rows.rss.peer.extra.push({ peakAnonMiB: rawPush.value.peakAnonMiB, idleMiB: rawPush.value.idleMiB });
+            await pushThenPull(probe, server, 'peer');
+            await bigPush(probe, server, 'peer');
           } finally {
             await server.stop();
           }
