@@ -52,9 +52,13 @@ interface RequestOptions {
   extraScopes?: string[];
   /** A body we replay cannot be retried after it was consumed. */
   idempotent?: boolean;
+  /** The answer is a blob's bytes, possibly big: read in 1 MiB buffers (TransportRequest.bulk). */
+  bulk?: boolean;
 }
 
 const REDIRECTS = [301, 302, 303, 307, 308];
+/** Blobs at least this big are read in 1 MiB buffers (bulk-get.ts); smaller ones share the keep-alive pool. */
+const BULK_BLOB_BYTES = 1024 * 1024;
 
 /** Loopback hosts speak plain HTTP (as Docker allows); everything else HTTPS. */
 export function isLoopbackHost(registry: string): boolean {
@@ -141,6 +145,7 @@ export class RegistryClient {
           headers: { 'user-agent': this.userAgent, ...options.headers, ...(authorization ? { authorization } : {}) },
           ...(body !== undefined ? { body } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
+          ...(options.bulk ? { bulk: true } : {}),
         });
         if (REDIRECTS.includes(response.statusCode) && (method === 'GET' || method === 'HEAD') && response.headers.location) {
           // Blob downloads are often redirected to object storage or a CDN.
@@ -228,6 +233,7 @@ export class RegistryClient {
         method,
         headers,
         ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.bulk ? { bulk: true } : {}),
       });
       base = target;
     }
@@ -345,8 +351,9 @@ export class RegistryClient {
    */
   openBlobFrom(repository: string, descriptor: Descriptor, offset: number, signal?: AbortSignal): Readable {
     const path = `/v2/${repository}/blobs/${descriptor.digest}`;
+    const bulk = descriptor.size >= BULK_BLOB_BYTES;
     const fetchFrom = (from: number) =>
-      this.send('GET', path, { repository, expect: [200, 206], headers: from > 0 ? { range: `bytes=${from}-` } : {}, ...(signal ? { signal } : {}) });
+      this.send('GET', path, { repository, expect: [200, 206], headers: from > 0 ? { range: `bytes=${from}-` } : {}, bulk, ...(signal ? { signal } : {}) });
     return new BlobDownload(fetchFrom, {
       size: descriptor.size,
       offset,

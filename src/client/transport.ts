@@ -3,6 +3,10 @@ import { http, https } from '../platform/node-http.ts';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
+import { BulkGetter } from './bulk-get.ts';
+import { StalledError } from './stalled-error.ts';
+
+export { StalledError };
 
 /** A host that accepts no connection within this long is down (undici's default, too). */
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -15,25 +19,6 @@ const IDLE_TIMEOUT_MS = 60_000;
 const MIN_BYTES_PER_SECOND = 1024;
 const THROUGHPUT_WINDOW_MS = 60_000;
 
-/**
- * Our own verdict that a host stopped delivering (connect, idle or throughput rule). Code
- * ETIMEDOUT, so fallback treats it as a network failure; not named TimeoutError, which means the
- * caller's own deadline (mirrors.ts: classifyFailure).
- */
-export class StalledError extends Error {
-  readonly code = 'ETIMEDOUT';
-  /** host[:port] that stalled. */
-  readonly host: string;
-  /** The message without the request in front. */
-  readonly reason: string;
-  constructor(host: string, request: string | undefined, reason: string) {
-    super(request ? `${request}: ${reason}` : reason);
-    this.name = 'StalledError';
-    this.host = host;
-    this.reason = reason;
-  }
-}
-
 export interface TransportRequest {
   /** `http://host:port` or `https://host:port`. */
   origin: string;
@@ -43,13 +28,18 @@ export interface TransportRequest {
   headers?: Record<string, string>;
   body?: Buffer | string | Readable;
   signal?: AbortSignal;
+  /**
+   * The answer's body may be big (a blob GET): it is read into 1 MiB buffers on a connection of
+   * its own (bulk-get.ts) instead of node:http's 64 KiB ones. GET without a body only.
+   */
+  bulk?: boolean;
 }
 
 /** Bytes `dump()` reads to keep a connection for reuse; a longer body closes it instead. */
 const DUMP_LIMIT = 64 * 1024;
 
 /** A response body: a stream, plus the two ways the client finishes with one. */
-export type ResponseBody = IncomingMessage & {
+export type ResponseBody = Readable & {
   /** Reads and discards the rest, so the connection can be reused. */
   dump(): Promise<void>;
 };
@@ -79,7 +69,7 @@ export interface NodeTransportOptions {
   throughputWindowMs?: number;
 }
 
-function withBodyHelpers(message: IncomingMessage): ResponseBody {
+function withBodyHelpers(message: Readable): ResponseBody {
   const body = message as ResponseBody;
   // The socket goes back to the pool only once the body has been read to its end, even an empty one.
   body.dump = () =>
@@ -133,26 +123,32 @@ function humanRate(bytesPerSecond: number): string {
 /** Checks per window for unread data, so a reader that fell behind is noticed between window ends. */
 const PEEKS_PER_WINDOW = 6;
 
+/** A body being received: the stream, the bytes that arrived for it, whether all did. */
+interface WatchedBody {
+  stream: Readable;
+  bytesRead(): number;
+  complete(): boolean;
+}
+
 /**
  * Destroys a response body that delivers less than the minimum rate over a whole window. Bytes
- * are counted on the socket, so watching never starts the body flowing; a window in which the
+ * are counted as they arrive, so watching never starts the body flowing; a window in which the
  * body was seen holding unread data is not judged (our reader was the slow one, not the server).
  */
-function watchThroughput(message: IncomingMessage, rules: StallRules, describe: string, host: string): void {
+function watchThroughput(watched: WatchedBody, rules: StallRules, describe: string, host: string): void {
   if (rules.minBytesPerSecond <= 0 || rules.throughputWindowMs <= 0) return;
-  const socket = message.socket;
-  if (!socket) return;
+  const message = watched.stream;
   const minimum = (rules.minBytesPerSecond * rules.throughputWindowMs) / 1000;
-  let start = socket.bytesRead;
+  let start = watched.bytesRead();
   let readerBehind = false;
   let peeks = 0;
   const timer = setInterval(() => {
-    if (message.complete) return clearInterval(timer); // all received: any wait now is the reader's
+    if (watched.complete()) return clearInterval(timer); // all received: any wait now is the reader's
     if (message.readableLength > 0) readerBehind = true;
     if (++peeks < PEEKS_PER_WINDOW) return;
-    const delta = socket.bytesRead - start;
+    const delta = watched.bytesRead() - start;
     const judged = !readerBehind;
-    start = socket.bytesRead;
+    start = watched.bytesRead();
     readerBehind = false;
     peeks = 0;
     if (!judged || delta >= minimum) return;
@@ -183,6 +179,7 @@ export class NodeHttpTransport implements Transport {
   private readonly stall: StallRules;
   private readonly httpAgent: HttpAgent;
   private httpsAgent: HttpsAgent | undefined;
+  private bulkGetter: BulkGetter | undefined;
 
   constructor(options: NodeTransportOptions = {}) {
     this.options = options;
@@ -201,6 +198,7 @@ export class NodeHttpTransport implements Transport {
   }
 
   request(request: TransportRequest): Promise<TransportResponse> {
+    if (request.bulk && request.method === 'GET' && request.body === undefined) return this.bulkRequest(request);
     const url = new URL(request.origin);
     const secure = url.protocol === 'https:';
     const send = secure ? https().request : http.request;
@@ -233,7 +231,8 @@ export class NodeHttpTransport implements Transport {
       });
       req.once('response', (message) => {
         response = message;
-        watchThroughput(message, this.stall, describe, url.host);
+        const socket = message.socket;
+        if (socket) watchThroughput({ stream: message, bytesRead: () => socket.bytesRead, complete: () => message.complete }, this.stall, describe, url.host);
         resolve({ statusCode: message.statusCode ?? 0, headers: message.headers, body: withBodyHelpers(message) });
       });
       // A body stream that fails is the error the caller sees (its cause matters more than the socket's).
@@ -251,7 +250,18 @@ export class NodeHttpTransport implements Transport {
     });
   }
 
+  private async bulkRequest(request: TransportRequest): Promise<TransportResponse> {
+    this.bulkGetter ??= new BulkGetter({ connectTimeoutMs: CONNECT_TIMEOUT_MS, idleTimeoutMs: this.stall.idleTimeoutMs, ...(this.options.ca ? { ca: this.options.ca } : {}) });
+    const url = new URL(request.origin);
+    const describe = `GET ${url.host}${request.path.split('?')[0]}`;
+    const response = await this.bulkGetter.get({ origin: request.origin, path: request.path, headers: request.headers ?? {}, describe, ...(request.signal ? { signal: request.signal } : {}) });
+    const body = response.body;
+    watchThroughput({ stream: body, bytesRead: () => body.received, complete: () => body.complete }, this.stall, describe, url.host);
+    return { statusCode: response.statusCode, headers: response.headers, body: withBodyHelpers(body) };
+  }
+
   async close(): Promise<void> {
+    this.bulkGetter?.close();
     this.httpAgent.destroy();
     this.httpsAgent?.destroy();
   }

@@ -118,7 +118,7 @@ export class Upstream {
       const path = `/v2/${repository}/blobs/${digest}`;
       let response;
       try {
-        response = await this.client.send('GET', path, { repository, expect: [200, 206], headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, signal });
+        response = await this.client.send('GET', path, { repository, expect: [200, 206], headers: offset > 0 ? { range: `bytes=${offset}-` } : {}, bulk: true, signal });
       } catch (error) {
         throw this.failure(error, `blob ${digest} of ${repository}`, 'BLOB_UNKNOWN');
       }
