@@ -49,8 +49,12 @@ export function requestBody(req: IncomingMessage): Readable {
     req.pause();
   };
   let attached = false;
+  // Object mode: a reader gets the parser's own buffers one by one. In byte mode, the writer's
+  // `for await` called read(), which concatenated whatever was buffered into a new buffer: a copy of
+  // every uploaded byte, and its garbage (34 ms of copying and much of 131 ms of GC in a 200 MiB PATCH).
   const body = new Readable({
-    highWaterMark: 1024 * 1024,
+    objectMode: true,
+    highWaterMark: 16,
     // Attached on the first read: a handler that fails before reading leaves the request alone.
     read: () => {
       if (!attached) {
