@@ -398,14 +398,18 @@ class FsIngest implements Ingest {
           state?.hash.update(chunk);
           hashed += chunk.length;
           options.onProgress?.(written);
-          const onWritten = options.onWritten;
-          const accepted = onWritten
-            ? sink.write(chunk, (error) => {
-                if (!error) onWritten((landed += chunk.length));
-              })
-            : sink.write(chunk);
+          const { onWritten, release } = options;
+          let released = false; // set below, before the write can complete
+          const accepted =
+            onWritten || release
+              ? sink.write(chunk, (error) => {
+                  if (!error) onWritten?.((landed += chunk.length));
+                  if (released) release?.(chunk);
+                })
+              : sink.write(chunk);
           writeback.wrote((sink as WriteStream & { fd: number | null }).fd, chunk.length); // fd: set once open, untyped in @types/node
           const tapped = options.tap?.write(chunk) ?? true;
+          released = !options.tap?.keepsChunks;
           if (!accepted) await drained(sink, () => sinkError);
           if (!tapped) await options.tap!.drained();
         }

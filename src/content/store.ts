@@ -26,7 +26,12 @@ export interface AppendOptions {
    * Sees every chunk as it is written (a digester measuring a layer on the way in); when `write`
    * returns false the append waits for `drained()` before taking more.
    */
-  tap?: { write(chunk: Buffer): boolean; drained(): Promise<void> };
+  tap?: { write(chunk: Buffer): boolean; drained(): Promise<void>; readonly keepsChunks?: boolean };
+  /**
+   * Called with each chunk once it is written, unless the tap kept it: this append was then its
+   * last holder (bulk-get's releaseBulkChunk).
+   */
+  release?: (chunk: Buffer) => void;
 }
 
 /**

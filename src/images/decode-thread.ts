@@ -96,6 +96,8 @@ export class DecodeThread {
  * moved (transferred) to the thread and come back with its ack, a fixed pool of them per layer.
  */
 class ThreadSink implements DecodeSink {
+  /** Chunks are copied into the batch at once. */
+  readonly keepsChunks = false;
   private readonly post: (message: ToThread, transfer?: ArrayBuffer[]) => void;
   private readonly release: () => void;
   private readonly id: number;

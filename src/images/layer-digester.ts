@@ -17,6 +17,8 @@ export interface DecodeSink {
   write(chunk: Buffer): boolean;
   drained(): Promise<void>;
   readonly error: Error | undefined;
+  /** True when a chunk written is still read after `write` returns (so its buffer must not be reused yet). */
+  readonly keepsChunks: boolean;
   end(): Promise<LayerMeasurement>;
   destroy(): void;
 }
@@ -53,6 +55,11 @@ export class LayerDigester {
   /** The layer's compression, once its first bytes were seen. */
   get compression(): Compression | undefined {
     return this.kind;
+  }
+
+  /** True when the last chunk written is still read after `write` returned: the head kept to sniff, or a decoder in the thread pool. */
+  get keepsChunks(): boolean {
+    return this.sink ? this.sink.keepsChunks : this.head.length > 0;
   }
 
   /** The decoding failure, if any: the layer is not valid gzip/zstd. */
@@ -109,6 +116,7 @@ class PlainSink implements DecodeSink {
   private readonly hash = createHash('sha256');
   private bytes = 0;
   readonly error = undefined;
+  readonly keepsChunks = false;
 
   constructor(identity: Digest | undefined) {
     this.identity = identity;
@@ -133,6 +141,8 @@ class PlainSink implements DecodeSink {
 
 /** Decodes in the thread pool, hashes the output on this thread. */
 export class DecoderSink implements DecodeSink {
+  /** zlib reads a chunk in the thread pool, after `write` returned. */
+  readonly keepsChunks = true;
   private readonly decoder: Transform;
   private readonly hash = createHash('sha256');
   private bytes = 0;

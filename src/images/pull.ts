@@ -6,6 +6,7 @@ import { parseManifest, type ParsedManifest } from '../oci/manifest.ts';
 import { bestMatch, formatPlatform, hostPlatform } from '../oci/platform.ts';
 import { canonicalName, formatFamiliar, formatReference, parseReference, type Reference } from '../reference/reference.ts';
 import { join } from 'node:path';
+import { releaseBulkChunk } from '../client/bulk-get.ts';
 import { withFileLock } from '../content/file-lock.ts';
 import { Limiter } from '../graph/limiter.ts';
 import { DecodeThread } from './decode-thread.ts';
@@ -249,7 +250,7 @@ export class Puller {
           }
         };
         try {
-          await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, ...(digester ? { tap: digester } : {}), ...(options.signal ? { signal: options.signal } : {}) });
+          await ingest.append(source, { offset, maxBytes: blob.size - offset, onProgress, release: releaseBulkChunk, ...(digester ? { tap: digester } : {}), ...(options.signal ? { signal: options.signal } : {}) });
           layerEvent('Verifying Checksum');
           const measuring = digester?.end();
           measuring?.catch(() => undefined); // awaited below: a digest mismatch is the error to report first

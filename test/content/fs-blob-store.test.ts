@@ -32,6 +32,31 @@ blobStoreSuite('FsBlobStore', async () => {
 });
 
 describe('FsBlobStore specifics', () => {
+  test('release: each chunk is handed back once its write is done, never one a tap kept', async () => {
+    const root = await tempRoot();
+    try {
+      const store = await new FsBlobStore(root).init();
+      const chunks = [randomBytes(70_000), randomBytes(1), randomBytes(300_000)];
+      for (const keepsChunks of [false, true]) {
+        const released: Buffer[] = [];
+        const ingest = await store.ingest(`release-${keepsChunks}`);
+        const tap = { keepsChunks, write: () => true, drained: async () => undefined };
+        await ingest.append(Readable.from(chunks), {
+          offset: 0,
+          tap,
+          release: (chunk) => {
+            // Handed back only after the bytes are in the file.
+            released.push(chunk);
+          },
+        });
+        assert.deepEqual(released, keepsChunks ? [] : chunks);
+        await ingest.commit(digestOf(Buffer.concat(chunks)));
+      }
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
+  });
+
   test('layout: blobs/<alg>/<2 hex>/<hex>', async () => {
     const root = await tempRoot();
     try {

@@ -170,3 +170,31 @@ describe('LayerDigester: DiffID and size from compressed bytes as they arrive', 
     await assert.rejects(digester.end(), /stopped/);
   });
 });
+
+describe('LayerDigester: which chunks it keeps after write returns (a pull reuses the others\' buffers)', () => {
+  const tar = gzipSync(Buffer.alloc(200_000, 1));
+
+  test('a decoder in the thread pool keeps them; the decode thread and an uncompressed layer copy or hash at once', async () => {
+    const pool = new LayerDigester();
+    pool.write(tar.subarray(0, 2));
+    assert.equal(pool.keepsChunks, true, 'two bytes cannot tell the compression: kept to sniff');
+    pool.write(tar.subarray(2));
+    assert.equal(pool.keepsChunks, true, 'zlib reads it later, in the thread pool');
+    await pool.end();
+
+    const plain = new LayerDigester();
+    plain.write(Buffer.alloc(1024));
+    assert.equal(plain.keepsChunks, false);
+    await plain.end();
+
+    const thread = new DecodeThread();
+    try {
+      const threaded = new LayerDigester({ thread });
+      threaded.write(tar);
+      assert.equal(threaded.keepsChunks, false, 'copied into the thread\'s batch');
+      await threaded.end();
+    } finally {
+      await thread.close();
+    }
+  });
+});

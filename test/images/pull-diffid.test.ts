@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
+import { spareBulkBatches } from '../../src/client/bulk-get.ts';
 import { RegistryClient } from '../../src/client/registry-client.ts';
 import { digestOf, type Digest } from '../../src/digest/digest.ts';
 import { Puller } from '../../src/images/pull.ts';
@@ -114,6 +115,37 @@ describe('pull measures DiffIDs while downloading', () => {
       assert.deepEqual([...readBack].filter((d) => layers.some((l) => l.blob.descriptor.digest === d)), [], 'no layer was read back from the store');
       for (const [i, layer] of layers.entries()) {
         assert.deepEqual(await diffIdOf(store, layer.blob.descriptor), { diffId: layer.diffId, size: layer.tarSize }, `layer ${i} from the file`);
+      }
+    } finally {
+      await cleanup();
+    }
+  });
+
+  test('layers read in bulk (1 MiB and more) of every kind, three at once, twice: batches are reused and every stored byte is right', async () => {
+    try {
+      // Random bytes, so the compressed blobs stay as big: gzip decoded on the decode thread (33 MiB)
+      // and in the thread pool (3 MiB: that decoder keeps chunks, which then are not handed back),
+      // zstd, and an uncompressed layer whose chunks go straight back to the pool.
+      const layers = await Promise.all([
+        layerOf('gzip', randomBytes(33 * 1024 * 1024)),
+        layerOf('gzip', randomBytes(3 * 1024 * 1024)),
+        layerOf('zstd', randomBytes(2 * 1024 * 1024)),
+        layerOf('none', randomBytes(5 * 1024 * 1024)),
+      ]);
+      await push('diffid/bulk', imageOf(layers));
+      for (let round = 0; round < 2; round++) {
+        if (round > 0) {
+          await cleanup();
+          await openStore();
+        }
+        const result = await puller().pull(`${host}/diffid/bulk:v1`);
+        assert.deepEqual(result.record.diffIds, layers.map((l) => l.diffId), `round ${round}`);
+        assert.deepEqual(result.record.layerSizes, layers.map((l) => l.tarSize));
+        for (const layer of layers) {
+          const bytes = await readFile(join(root, 'blobs', 'sha256', layer.blob.descriptor.digest.slice(7)));
+          assert.equal(digestOf(bytes), layer.blob.descriptor.digest, 'the file holds exactly the verified bytes');
+        }
+        assert.ok(spareBulkBatches() > 0, 'written chunks were handed back for reuse');
       }
     } finally {
       await cleanup();
