@@ -169,6 +169,16 @@ function watchThroughput(watched: WatchedBody, rules: StallRules, describe: stri
 }
 
 /**
+ * Whether node:http sends requests through a proxy from the environment (Node 24's
+ * `NODE_USE_ENV_PROXY=1` or `--use-env-proxy` with `HTTP(S)_PROXY`): the bulk reader connects
+ * directly, so it then stands aside and blobs go the way every other request goes.
+ */
+export function usesEnvProxy(env: NodeJS.ProcessEnv = process.env, execArgv: string[] = process.execArgv): boolean {
+  const enabled = env.NODE_USE_ENV_PROXY === '1' || env.NODE_USE_ENV_PROXY === 'true' || execArgv.includes('--use-env-proxy');
+  return enabled && Boolean(env.HTTPS_PROXY || env.https_proxy || env.HTTP_PROXY || env.http_proxy);
+}
+
+/**
  * HTTP/1.1 over node:http and node:https keep-alive agents. Chosen over undici for the CLI: a
  * `skiff sync` that finds everything up to date is ~100 ms of work, and undici's module load and
  * its llhttp WebAssembly warm-up cost 70–100 ms of every cold process (measured: 40 manifest
@@ -180,6 +190,7 @@ export class NodeHttpTransport implements Transport {
   private readonly httpAgent: HttpAgent;
   private httpsAgent: HttpsAgent | undefined;
   private bulkGetter: BulkGetter | undefined;
+  private readonly bulkAllowed = !usesEnvProxy();
 
   constructor(options: NodeTransportOptions = {}) {
     this.options = options;
@@ -198,7 +209,7 @@ export class NodeHttpTransport implements Transport {
   }
 
   request(request: TransportRequest): Promise<TransportResponse> {
-    if (request.bulk && request.method === 'GET' && request.body === undefined) return this.bulkRequest(request);
+    if (request.bulk && this.bulkAllowed && request.method === 'GET' && request.body === undefined) return this.bulkRequest(request);
     const url = new URL(request.origin);
     const secure = url.protocol === 'https:';
     const send = secure ? https().request : http.request;

@@ -90,13 +90,13 @@ export class Puller {
 
     const limiter = new Limiter(options.maxConcurrentDownloads ?? 3);
     const config = parsed.config!;
+    // What is stored already, asked for all at once: the "Already exists" lines then come in the
+    // manifest's order (as docker prints them), not in the order the file system answered.
+    const blobs = [config, ...parsed.layers];
+    const storedSizes = await Promise.all(blobs.map((blob) => this.store.blobs.stat(blob.digest)));
+    const stored = new Map(blobs.map((blob, i) => [blob.digest, storedSizes[i]]));
     // The decode thread takes a while to start: start it now if a big layer is coming.
-    for (const layer of parsed.layers) {
-      if (layer.size >= OFF_THREAD_LAYER_BYTES && (await this.store.blobs.stat(layer.digest)) !== layer.size) {
-        this.decodeThread.warm();
-        break;
-      }
-    }
+    if (parsed.layers.some((layer) => layer.size >= OFF_THREAD_LAYER_BYTES && stored.get(layer.digest) !== layer.size)) this.decodeThread.warm();
     // Layers already stored were measured when they arrived; an up-to-date pull decompresses nothing.
     const known = await knownLayerMeasurements(this.store);
     const uncompressed = new Map<Digest, LayerMeasurement>();
@@ -118,7 +118,7 @@ export class Puller {
     // The config goes first (it is first in the limiter's queue, and small), so each layer's DiffID
     // is checked as soon as that layer is in, and a config that cannot match stops the downloads.
     const configReady = stopOnFailure(
-      this.fetchBlob(client, ref, config, limiter, fetchOptions, false, known).then(async () => {
+      this.fetchBlob(client, ref, config, limiter, fetchOptions, false, known, stored.get(config.digest)).then(async () => {
         const json = await readJsonBlob<ImageConfig>(this.store, config.digest);
         checkDiffIdCount(json, parsed.layers.length);
         return json;
@@ -129,7 +129,7 @@ export class Puller {
       ...parsed.layers.map((layer, i) =>
         stopOnFailure(
           (async () => {
-            const measured = (await this.fetchBlob(client, ref, layer, limiter, fetchOptions, true, known))!;
+            const measured = (await this.fetchBlob(client, ref, layer, limiter, fetchOptions, true, known, stored.get(layer.digest)))!;
             checkLayerDiffId(await configReady, i, measured.diffId);
             uncompressed.set(layer.digest, measured);
           })(),
@@ -203,6 +203,8 @@ export class Puller {
     options: PullOptions,
     isLayer: boolean,
     known: Map<Digest, LayerMeasurement>,
+    /** The blob's size in the store when the pull began (undefined: absent). */
+    storedSize: number | undefined,
   ): Promise<LayerMeasurement | undefined> {
     const emit = options.onEvent ?? (() => undefined);
     const measureStored = () => (isLayer ? (known.get(blob.digest) ?? diffIdOf(this.store, blob)) : undefined);
@@ -210,7 +212,7 @@ export class Puller {
     const layerEvent = (status: LayerStatus, extra: { current?: number; total?: number; resumedFrom?: number } = {}) => {
       if (isLayer) emit({ type: 'layer', id, digest: blob.digest, status, ...extra });
     };
-    if ((await this.store.blobs.stat(blob.digest)) === blob.size) {
+    if (storedSize === blob.size) {
       layerEvent('Already exists');
       return measureStored();
     }

@@ -10,7 +10,7 @@ import { ChunkedDecoder } from '../../src/client/chunked-decoder.ts';
 import { MalformedResponseError, parseResponseHead, requestHead } from '../../src/client/http1-head.ts';
 import { RegistryClient } from '../../src/client/registry-client.ts';
 import { StalledError } from '../../src/client/stalled-error.ts';
-import { NodeHttpTransport } from '../../src/client/transport.ts';
+import { NodeHttpTransport, usesEnvProxy } from '../../src/client/transport.ts';
 import { digestOf } from '../../src/digest/digest.ts';
 import { seededBytes } from '../../src/testing/images.ts';
 import { makeTestCertificate } from '../../src/testing/tls-cert.ts';
@@ -350,6 +350,14 @@ describe('BulkGetter against raw servers', () => {
 });
 
 describe('RegistryClient blobs of 1 MiB and more go through the bulk client', () => {
+  test('unless node:http goes through a proxy from the environment, which the bulk client does not speak', () => {
+    assert.equal(usesEnvProxy({}, []), false);
+    assert.equal(usesEnvProxy({ HTTPS_PROXY: 'http://proxy:3128' }, []), false, 'Node uses the variable only when told to');
+    assert.equal(usesEnvProxy({ NODE_USE_ENV_PROXY: '1', HTTPS_PROXY: 'http://proxy:3128' }, []), true);
+    assert.equal(usesEnvProxy({ http_proxy: 'http://proxy:3128' }, ['--use-env-proxy']), true);
+    assert.equal(usesEnvProxy({ NODE_USE_ENV_PROXY: '1' }, []), false, 'no proxy named');
+  });
+
   const fast = { attempts: 4, baseDelayMs: 5, maxDelayMs: 20 };
 
   test('a download cut mid-stream resumes with Range and verifies; a server ignoring Range is skipped ahead', async () => {
