@@ -22,12 +22,13 @@ const BATCH_BYTES = 1024 * 1024;
 /** A read gets at least this much room: a batch with less left is retired. */
 const MIN_READ_BYTES = 64 * 1024;
 /**
- * Reads a reader may fall behind before the socket is paused: at most 16 MiB of 1 MiB reads. The
+ * Reads a reader may fall behind before the socket is paused: at most 4 MiB of 1 MiB reads (a
+ * mirror filling many blobs at once from a fast upstream onto a slower disk holds this per fill). The
  * body is in object mode so that a reader gets each read's view as it is: in byte mode, a `for
  * await` (the mirror's fill) calls read(), which concatenates everything buffered into a new
  * buffer, and a mirror's cold pull cost 0.2 s more CPU than with node:http's small chunks.
  */
-const BODY_HIGH_WATER = 16;
+const BODY_HIGH_WATER = 4;
 /** Idle connections kept per origin, and for how long. */
 const IDLE_PER_ORIGIN = 8;
 const IDLE_KEEP_MS = 15_000;
