@@ -9,14 +9,15 @@ import { StalledError } from './stalled-error.ts';
  * Why this file exists (it is the one hand-written HTTP/1.1 client in skiff): node:http hands a
  * response body over in 64 KiB buffers, each freshly allocated, parsed by llhttp and pushed through
  * a stream, and a 200 MiB layer is then 3,200 of each. Measured on this 2-core VM, a GET of a
- * 200 MiB blob with a sha256 of it cost 400 ms of CPU through node:http against 170 ms read
- * straight off the socket into 1 MiB buffers (`onread`). A pull is CPU-bound on both cores, so
+ * 200 MiB blob with a sha256 of it cost 400–500 ms of CPU through node:http against 170–220 ms
+ * read straight off the socket into reused buffers (`onread`). A pull is CPU-bound on both cores, so
  * that difference is wall time. This client is used only for blob GETs (`bulk` requests); every
  * other request stays on node:http.
  *
  * Reads land in 1 MiB batch buffers, each filled once from start to end, so the body is handed
- * on as views of them without a copy; a batch is never written twice, so a view stays valid for
- * as long as its reader keeps it.
+ * on as views of them without a copy. A view stays valid for as long as its reader keeps it,
+ * unless the reader hands it back (`releaseBulkChunk`): once every view of a batch is back, the
+ * batch takes new reads.
  */
 const BATCH_BYTES = 1024 * 1024;
 /** A read gets at least this much room: a batch with less left is retired. */
