@@ -1,6 +1,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { releaseBulkChunk } from '../client/bulk-get.ts';
 import type { FsBlobStore } from '../content/fs-blob-store.ts';
 import type { CommitResult, Ingest } from '../content/store.ts';
 import { StorageError } from '../content/storage-errors.ts';
@@ -285,6 +286,10 @@ export class Fill implements Flight {
           },
           // Readers may read up to what is in the file, not merely received.
           onWritten: (size: number) => this.advance(size),
+          // Readers read the file, never the chunks: once written, a bulk read's batch can take
+          // the next reads (fresh 1 MiB buffers cost the mirror a third of its CPU in page faults
+          // and garbage collection). Chunks of other streams are not bulk-get's and stay as they are.
+          release: releaseBulkChunk,
         };
         offset = await ingest.append(body, progress).catch((error: unknown) => {
           // The ingest counts what this append may take; the blob's own numbers say more.

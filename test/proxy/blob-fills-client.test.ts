@@ -9,6 +9,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { spareBulkBatches } from '../../src/client/bulk-get.ts';
 import { RegistryClient } from '../../src/client/registry-client.ts';
 import { FsBlobStore } from '../../src/content/fs-blob-store.ts';
 import type { ByteRange } from '../../src/content/store.ts';
@@ -76,6 +77,20 @@ describe('BlobFills over RegistryClient.openBlobFrom', () => {
     await fills.settled();
     assert.equal(await store.stat(descriptor.digest), descriptor.size);
     assert.deepEqual(await readdir(store.ingestDir), []);
+  });
+
+  test('a fill hands its bulk read batches back once written: the next reads reuse them', async () => {
+    // 12 MiB is more batches than the pool keeps spare: without the hand-back, the fill takes
+    // every spare batch and returns none.
+    const { data, descriptor } = await pushed(12 * MiB);
+    proxy.decide = () => undefined;
+    const store = await new FsBlobStore(join(root, 'spare')).init();
+    const fills = new BlobFills(store, { attempts: 1 });
+    const request: FillRequest = { digest: descriptor.digest, size: descriptor.size, open: async (offset, signal) => client.openBlobFrom(REPO, descriptor, offset, signal) };
+    assert.deepEqual(await read(fills, request), { ok: true, bytes: data.length, digest: descriptor.digest });
+    await fills.settled();
+    assert.ok(spareBulkBatches() > 0, 'written chunks were handed back for reuse');
+    assert.equal(await store.stat(descriptor.digest), descriptor.size);
   });
 
   test('corrupted bytes from the upstream: every caller fails before its last byte, nothing stored; the fixed upstream then fills', async () => {
