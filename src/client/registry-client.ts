@@ -54,6 +54,8 @@ interface RequestOptions {
   idempotent?: boolean;
   /** The answer is a blob's bytes, possibly big: read in 1 MiB buffers (TransportRequest.bulk). */
   bulk?: boolean;
+  /** Each chunk of the body stream once sent (TransportRequest.releaseBodyChunk). */
+  releaseBodyChunk?: (chunk: Buffer) => void;
 }
 
 const REDIRECTS = [301, 302, 303, 307, 308];
@@ -146,6 +148,7 @@ export class RegistryClient {
           ...(body !== undefined ? { body } : {}),
           ...(options.signal ? { signal: options.signal } : {}),
           ...(options.bulk ? { bulk: true } : {}),
+          ...(options.releaseBodyChunk ? { releaseBodyChunk: options.releaseBodyChunk } : {}),
         });
         if (REDIRECTS.includes(response.statusCode) && (method === 'GET' || method === 'HEAD') && response.headers.location) {
           // Blob downloads are often redirected to object storage or a CDN.
@@ -386,9 +389,17 @@ export class RegistryClient {
   /**
    * Uploads a blob: POST, then one streamed PATCH, then PUT ?digest=. If the PATCH breaks, asks
    * the session where it stands and re-opens the source from there. `source(offset)` must
-   * produce the blob's bytes from `offset`.
+   * produce the blob's bytes from `offset`. `releaseChunk` gets each chunk of the source once
+   * sent, when the source's chunks are the upload's alone (a blob GET's bulk reads).
    */
-  async pushBlob(repository: string, descriptor: Descriptor, source: (offset: number) => Readable | Promise<Readable>, signal?: AbortSignal, options: { monolithicMaxBytes?: number } = {}): Promise<void> {
+  async pushBlob(
+    repository: string,
+    descriptor: Descriptor,
+    source: (offset: number) => Readable | Promise<Readable>,
+    signal?: AbortSignal,
+    options: { monolithicMaxBytes?: number; releaseChunk?: (chunk: Buffer) => void } = {},
+  ): Promise<void> {
+    const release = options.releaseChunk ? { releaseBodyChunk: options.releaseChunk } : {};
     const scope = { repository, actions: ['pull', 'push'] as Action[], ...(signal ? { signal } : {}) };
     const post = await this.send('POST', `/v2/${repository}/blobs/uploads/`, { ...scope, expect: [202], headers: { 'content-length': '0' } });
     await post.body.dump();
@@ -405,6 +416,7 @@ export class RegistryClient {
           idempotent: false,
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
           body: () => stream,
+          ...release,
         });
         await put.body.dump();
         return;
@@ -413,7 +425,7 @@ export class RegistryClient {
         if (fromSource) throw fromSource;
         if (signal?.aborted || (error instanceof ClientError && error.status >= 400 && error.status < 500 && error.status !== 416)) throw error;
         await this.cancelUpload(repository, location);
-        return this.pushBlob(repository, descriptor, source, signal);
+        return this.pushBlob(repository, descriptor, source, signal, options.releaseChunk ? { releaseChunk: options.releaseChunk } : {});
       }
     }
     try {
@@ -427,6 +439,7 @@ export class RegistryClient {
             idempotent: false,
             headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${descriptor.size - 1}`, 'content-length': String(descriptor.size - offset) },
             body: () => stream,
+            ...release,
           });
           await patch.body.dump();
           location = this.locationPath(patch.headers.location, location);

@@ -2,7 +2,7 @@ import type { Agent as HttpAgent, IncomingHttpHeaders, IncomingMessage } from 'n
 import { http, https } from '../platform/node-http.ts';
 import type { Agent as HttpsAgent } from 'node:https';
 import type { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { BulkGetter } from './bulk-get.ts';
 import { StalledError } from './stalled-error.ts';
 
@@ -33,6 +33,42 @@ export interface TransportRequest {
    * its own (bulk-get.ts) instead of node:http's 64 KiB ones. GET without a body only.
    */
   bulk?: boolean;
+  /**
+   * Called with each chunk of a stream body once the socket has taken it, so that a bulk read's
+   * batch can take the next reads (bulk-get's releaseBulkChunk): only for a body whose chunks
+   * nothing else holds, e.g. a blob GET streamed into an upload.
+   */
+  releaseBodyChunk?: (chunk: Buffer) => void;
+}
+
+/**
+ * `body.pipe(req)`, handing each chunk to `release` once its write is done. A chunk whose write
+ * failed is not handed back: the destroyed socket may still hold it.
+ */
+function pumpReleasing(body: Readable, req: Writable, release: (chunk: Buffer) => void): void {
+  const onData = (chunk: Buffer): void => {
+    const more = req.write(chunk, (error) => {
+      if (!error) release(chunk);
+    });
+    if (!more) body.pause();
+  };
+  const onDrain = (): void => {
+    body.resume();
+  };
+  const onEnd = (): void => {
+    stop();
+    req.end();
+  };
+  const stop = (): void => {
+    body.off('data', onData);
+    body.off('end', onEnd);
+    req.off('drain', onDrain);
+    req.off('close', stop);
+  };
+  body.on('data', onData);
+  body.once('end', onEnd);
+  req.on('drain', onDrain);
+  req.once('close', stop);
 }
 
 /** Bytes `dump()` reads to keep a connection for reuse; a longer body closes it instead. */
@@ -257,7 +293,8 @@ export class NodeHttpTransport implements Transport {
         bodyError = error;
         req.destroy(error);
       });
-      body.pipe(req);
+      if (request.releaseBodyChunk) pumpReleasing(body, req, request.releaseBodyChunk);
+      else body.pipe(req);
     });
   }
 

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
 import { after, before, describe, test } from 'node:test';
+import { releaseBulkChunk, spareBulkBatches } from '../../src/client/bulk-get.ts';
 import { ClientError } from '../../src/client/errors.ts';
 import { RegistryClient, isLoopbackHost } from '../../src/client/registry-client.ts';
 import { digestOf } from '../../src/digest/digest.ts';
@@ -56,6 +57,24 @@ describe('RegistryClient against skiff serve', () => {
     const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('c/app', layer.descriptor) as AsyncIterable<Buffer>));
     assert.deepEqual(bytes, layer.data);
     assert.equal(await client.headManifest('c/app', 'missing'), undefined);
+  });
+
+  test('a blob GET streamed into an upload hands each chunk back once sent; the copy is whole', async () => {
+    // 12 MiB of bulk reads: more batches than the pool keeps spare, so none would be left
+    // spare if the upload kept them.
+    const data = seededBytes('copy-release', 12 * 1024 * 1024);
+    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length };
+    await client.pushBlob('c/copy-src', descriptor, () => Readable.from([data]));
+    let released = 0;
+    const releaseChunk = (chunk: Buffer): void => {
+      released += chunk.length;
+      releaseBulkChunk(chunk);
+    };
+    await client.pushBlob('c/copy-dst', descriptor, (offset) => client.openBlobFrom('c/copy-src', descriptor, offset), undefined, { releaseChunk });
+    assert.equal(released, data.length, 'every byte sent was handed back');
+    assert.ok(spareBulkBatches() > 0, 'the batches went back to the pool');
+    const copy = Buffer.concat(await Array.fromAsync(client.openBlob('c/copy-dst', descriptor) as AsyncIterable<Buffer>));
+    assert.equal(digestOf(copy), descriptor.digest);
   });
 
   test('a blob that does not match its descriptor fails the stream; mounts work', async () => {
