@@ -9,6 +9,7 @@ import { ClientError } from '../../src/client/errors.ts';
 import { RegistryClient, isLoopbackHost } from '../../src/client/registry-client.ts';
 import { digestOf } from '../../src/digest/digest.ts';
 import { VerifyingStream } from '../../src/digest/verifier.ts';
+import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { makeImage, seededBytes } from '../../src/testing/images.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
 
@@ -74,6 +75,40 @@ describe('RegistryClient against skiff serve', () => {
     assert.equal(released, data.length, 'every byte sent was handed back');
     assert.ok(spareBulkBatches() > 0, 'the batches went back to the pool');
     const copy = Buffer.concat(await Array.fromAsync(client.openBlob('c/copy-dst', descriptor) as AsyncIterable<Buffer>));
+    assert.equal(digestOf(copy), descriptor.digest);
+  });
+
+  test("a copied blob whose upload is cut mid-stream resumes at the registry's offset and lands whole, its chunks handed back as sent", async () => {
+    const data = seededBytes('copy-cut', 6 * 1024 * 1024);
+    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length };
+    await client.pushBlob('c/cut-src', descriptor, () => Readable.from([data]));
+    const proxy = new FaultProxy(`http://${registry.address}`);
+    const through = new RegistryClient({ registry: await proxy.start(), retry: fast });
+    let cut = false;
+    proxy.decide = (r) => (r.method === 'PATCH' && !cut ? ((cut = true), { cutRequestAfterBytes: 2_500_000 }) : undefined);
+    let released = 0;
+    const opened: number[] = [];
+    try {
+      await through.pushBlob(
+        'c/cut-dst',
+        descriptor,
+        (offset) => {
+          opened.push(offset);
+          return client.openBlobFrom('c/cut-src', descriptor, offset);
+        },
+        undefined,
+        { releaseChunk: (chunk) => ((released += chunk.length), releaseBulkChunk(chunk)) },
+      );
+    } finally {
+      await through.close();
+      await proxy.stop();
+    }
+    assert.equal(opened.length, 2, `the source was opened again at the registry's offset: ${opened.join(', ')}`);
+    assert.ok(opened[1]! > 0 && opened[1]! < data.length, `resumed at ${opened[1]}`);
+    // The second PATCH sends size - offset; the first could not have had more than what was cut plus the socket's buffers.
+    assert.ok(released >= data.length - opened[1]!, `released ${released}`);
+    assert.ok(released <= data.length * 2, `released ${released}`);
+    const copy = Buffer.concat(await Array.fromAsync(client.openBlob('c/cut-dst', descriptor) as AsyncIterable<Buffer>));
     assert.equal(digestOf(copy), descriptor.digest);
   });
 
