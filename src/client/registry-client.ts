@@ -407,20 +407,22 @@ export class RegistryClient {
     if (descriptor.size <= (options.monolithicMaxBytes ?? -1)) {
       // Small blobs: the bytes ride on the closing PUT, one round trip (and one registry write) less.
       // Any failure closes this session and falls back to the resumable path below.
+      let stream: Readable | undefined;
       try {
-        const stream = await source(0);
+        const body = (stream = await source(0));
         const separator = location.includes('?') ? '&' : '?';
         const put = await this.send('PUT', `${location}${separator}digest=${descriptor.digest}`, {
           ...scope,
           expect: [201],
           idempotent: false,
           headers: { 'content-type': 'application/octet-stream', 'content-length': String(descriptor.size) },
-          body: () => stream,
+          body: () => body,
           ...release,
         });
         await put.body.dump();
         return;
       } catch (error) {
+        stream?.destroy(); // see the PATCH below
         const fromSource = sourceFailure(error);
         if (fromSource) throw fromSource;
         if (signal?.aborted || (error instanceof ClientError && error.status >= 400 && error.status < 500 && error.status !== 416)) throw error;
@@ -431,14 +433,15 @@ export class RegistryClient {
     try {
       let offset = 0;
       for (let attempt = 1; offset < descriptor.size || attempt === 1; attempt++) {
+        let stream: Readable | undefined;
         try {
-          const stream = await source(offset);
+          const body = (stream = await source(offset));
           const patch = await this.send('PATCH', location, {
             ...scope,
             expect: [202],
             idempotent: false,
             headers: { 'content-type': 'application/octet-stream', 'content-range': `${offset}-${descriptor.size - 1}`, 'content-length': String(descriptor.size - offset) },
-            body: () => stream,
+            body: () => body,
             ...release,
           });
           await patch.body.dump();
@@ -446,6 +449,9 @@ export class RegistryClient {
           offset = descriptor.size;
           break;
         } catch (error) {
+          // This attempt's source is done with: a GET or a file left open here would stay open,
+          // paused, until the process ends (a paused body is never judged stalled).
+          stream?.destroy();
           // A source that gave up (after its own retries) or sent wrong bytes: re-sending cannot help.
           const fromSource = sourceFailure(error);
           if (fromSource) throw fromSource;

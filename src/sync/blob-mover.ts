@@ -1,4 +1,4 @@
-import { Readable, Transform } from 'node:stream';
+import { pipeline, Readable, Transform } from 'node:stream';
 import { releaseBulkChunk } from '../client/bulk-get.ts';
 import type { RegistryClient } from '../client/registry-client.ts';
 import { VerifyingStream } from '../digest/verifier.ts';
@@ -133,26 +133,24 @@ export class BlobMover {
   /** GET → upload. The first stream is verified against the digest; a resumed one is checked by the registry's PUT. */
   private async copy(source: BlobEnd, destination: BlobEnd, blob: Descriptor): Promise<void> {
     this.emit({ type: 'blob-start', digest: blob.digest, size: blob.size });
-    const counted = (stream: Readable): Readable => {
-      const tap = new Transform({
+    const counter = (): Transform =>
+      new Transform({
         transform: (chunk: Buffer, _encoding, callback) => {
           this.emit({ type: 'bytes', bytes: chunk.length });
           callback(null, chunk);
         },
       });
-      stream.on('error', (error) => tap.destroy(error));
-      return stream.pipe(tap);
-    };
+    // pipeline(), not pipe(): a source error reaches the upload, and an upload attempt that gives
+    // up on its stream (pushBlob destroys it) closes the GET too, instead of leaving it open.
+    const ignore = (): void => undefined;
     await destination.client.pushBlob(
       destination.repository,
       blob,
       (offset) => {
         if (offset >= blob.size) return Readable.from([]);
         const bytes = source.client.openBlobFrom(source.repository, blob, offset, this.signal);
-        if (offset > 0) return counted(bytes);
-        const verified = new VerifyingStream(blob.digest, blob.size);
-        bytes.on('error', (error) => verified.destroy(error));
-        return counted(bytes.pipe(verified));
+        if (offset > 0) return pipeline(bytes, counter(), ignore);
+        return pipeline(bytes, new VerifyingStream(blob.digest, blob.size), counter(), ignore);
       },
       this.signal,
       // The GET's chunks pass the digest check and the counter untouched and are the upload's

@@ -12,6 +12,11 @@ export interface Fault {
   corruptAt?: number;
   /** Forward the request body only this far, then cut both connections (a broken upload). */
   cutRequestAfterBytes?: number;
+  /**
+   * Like cutRequestAfterBytes, but stop reading the request body there too, so the client's
+   * writes back up before the cut: an upload that breaks while its source is mid-stream.
+   */
+  stallRequestAfterBytes?: number;
   /** Forward this many response body bytes, then hang (the client is killed meanwhile). */
   stallAfterBytes?: number;
 }
@@ -94,23 +99,29 @@ export class FaultProxy {
     res.once('close', () => {
       if (!complete) upstream.destroy();
     });
-    if (fault.cutRequestAfterBytes === undefined) {
+    const limit = fault.cutRequestAfterBytes ?? fault.stallRequestAfterBytes;
+    if (limit === undefined) {
       req.pipe(upstream);
       return;
     }
+    const stall = fault.cutRequestAfterBytes === undefined;
     let forwarded = 0;
-    const limit = fault.cutRequestAfterBytes;
     req.on('data', (chunk: Buffer) => {
       if (forwarded >= limit) return;
       const piece = chunk.subarray(0, limit - forwarded);
       forwarded += piece.length;
       upstream.write(piece);
       if (forwarded >= limit) {
-        // Give the upstream a moment to take the bytes, then break both sides.
-        setTimeout(() => {
-          upstream.destroy();
-          req.socket.destroy();
-        }, 50);
+        if (stall) req.pause();
+        // Give the upstream a moment to take the bytes (and a stalled client's writes time to
+        // back up), then break both sides.
+        setTimeout(
+          () => {
+            upstream.destroy();
+            req.socket.destroy();
+          },
+          stall ? 200 : 50,
+        );
       }
     });
   }
