@@ -1,4 +1,4 @@
-import { Readable } from 'node:stream';
+import { pipeline, Readable } from 'node:stream';
 import { digestOf, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { VerifyingStream } from '../digest/verifier.ts';
@@ -342,10 +342,9 @@ export class RegistryClient {
    * already delivered; the stream fails on a digest or size mismatch at the end.
    */
   openBlob(repository: string, descriptor: Descriptor, signal?: AbortSignal): Readable {
-    const source = this.openBlobFrom(repository, descriptor, 0, signal);
-    const verified = new VerifyingStream(descriptor.digest, descriptor.size);
-    source.on('error', (error) => verified.destroy(error)); // pipe() does not forward errors
-    return source.pipe(verified);
+    // pipeline(), not pipe(): the source's errors reach the reader, and a reader that stops early
+    // (destroys the stream, breaks out of `for await`) closes the GET instead of leaving it open.
+    return pipeline(this.openBlobFrom(repository, descriptor, 0, signal), new VerifyingStream(descriptor.digest, descriptor.size), () => undefined);
   }
 
   /**

@@ -112,6 +112,32 @@ describe('RegistryClient against skiff serve', () => {
     assert.equal(digestOf(copy), descriptor.digest);
   });
 
+  test('a reader of a verified blob that stops early closes the GET under it', async () => {
+    const data = seededBytes('stop-early', 8 * 1024 * 1024);
+    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length };
+    await client.pushBlob('c/early', descriptor, () => Readable.from([data]));
+    const reader = new RegistryClient({ registry: registry.address, retry: fast });
+    const opened: Readable[] = [];
+    const openBlobFrom = reader.openBlobFrom.bind(reader);
+    reader.openBlobFrom = (...args) => {
+      const stream = openBlobFrom(...args);
+      opened.push(stream);
+      return stream;
+    };
+    try {
+      for await (const chunk of reader.openBlob('c/early', descriptor)) {
+        assert.ok((chunk as Buffer).length > 0);
+        break;
+      }
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(opened.length, 1);
+      assert.ok(opened[0]!.destroyed, 'the GET was closed');
+      assert.ok(!opened[0]!.readableEnded, 'before its end');
+    } finally {
+      await reader.close();
+    }
+  });
+
   test('a blob that does not match its descriptor fails the stream; mounts work', async () => {
     const data = seededBytes('liar', 1000);
     const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: 1000 };
