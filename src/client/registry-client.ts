@@ -426,7 +426,8 @@ export class RegistryClient {
         if (fromSource) throw fromSource;
         if (signal?.aborted || (error instanceof ClientError && error.status >= 400 && error.status < 500 && error.status !== 416)) throw error;
         await this.cancelUpload(repository, location);
-        return this.pushBlob(repository, descriptor, source, signal, options.releaseChunk ? { releaseChunk: options.releaseChunk } : {});
+        const { monolithicMaxBytes: _, ...resumable } = options;
+        return this.pushBlob(repository, descriptor, source, signal, resumable);
       }
     }
     try {

@@ -9,11 +9,24 @@ import { ClientError } from '../../src/client/errors.ts';
 import { RegistryClient, isLoopbackHost } from '../../src/client/registry-client.ts';
 import { digestOf } from '../../src/digest/digest.ts';
 import { VerifyingStream } from '../../src/digest/verifier.ts';
+import type { Descriptor } from '../../src/oci/descriptor.ts';
+import { recordBlobSources } from '../../src/testing/blob-sources.ts';
 import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { makeImage, seededBytes } from '../../src/testing/images.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
 
 const fast = { attempts: 4, baseDelayMs: 5, maxDelayMs: 20 };
+
+/** A blob of `size` seeded bytes, and its descriptor. */
+function seededBlob(seed: string, size: number): { data: Buffer; descriptor: Descriptor } {
+  const data = seededBytes(seed, size);
+  return { data, descriptor: { mediaType: 'application/octet-stream', digest: digestOf(data), size } };
+}
+
+/** A blob read whole through `openBlob` (verified on the way). */
+async function readBlob(client: RegistryClient, repository: string, descriptor: Descriptor): Promise<Buffer> {
+  return Buffer.concat(await Array.fromAsync(client.openBlob(repository, descriptor) as AsyncIterable<Buffer>));
+}
 
 async function listen(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; host: string }> {
   const server = createServer(handler);
@@ -55,7 +68,7 @@ describe('RegistryClient against skiff serve', () => {
     const got = await client.getManifest('c/app', 'v1');
     assert.deepEqual(got.body, image.manifest.data);
     const layer = image.layers[0]!;
-    const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('c/app', layer.descriptor) as AsyncIterable<Buffer>));
+    const bytes = await readBlob(client, 'c/app', layer.descriptor);
     assert.deepEqual(bytes, layer.data);
     assert.equal(await client.headManifest('c/app', 'missing'), undefined);
   });
@@ -63,8 +76,7 @@ describe('RegistryClient against skiff serve', () => {
   test('a blob GET streamed into an upload hands each chunk back once sent; the copy is whole', async () => {
     // 12 MiB of bulk reads: more batches than the pool keeps spare, so none would be left
     // spare if the upload kept them.
-    const data = seededBytes('copy-release', 12 * 1024 * 1024);
-    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length };
+    const { data, descriptor } = seededBlob('copy-release', 12 * 1024 * 1024);
     await client.pushBlob('c/copy-src', descriptor, () => Readable.from([data]));
     let released = 0;
     const releaseChunk = (chunk: Buffer): void => {
@@ -74,13 +86,11 @@ describe('RegistryClient against skiff serve', () => {
     await client.pushBlob('c/copy-dst', descriptor, (offset) => client.openBlobFrom('c/copy-src', descriptor, offset), undefined, { releaseChunk });
     assert.equal(released, data.length, 'every byte sent was handed back');
     assert.ok(spareBulkBatches() > 0, 'the batches went back to the pool');
-    const copy = Buffer.concat(await Array.fromAsync(client.openBlob('c/copy-dst', descriptor) as AsyncIterable<Buffer>));
-    assert.equal(digestOf(copy), descriptor.digest);
+    assert.equal(digestOf(await readBlob(client, 'c/copy-dst', descriptor)), descriptor.digest);
   });
 
   test("a copied blob whose upload is cut mid-stream resumes at the registry's offset and lands whole, its chunks handed back as sent", async () => {
-    const data = seededBytes('copy-cut', 6 * 1024 * 1024);
-    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length };
+    const { data, descriptor } = seededBlob('copy-cut', 6 * 1024 * 1024);
     await client.pushBlob('c/cut-src', descriptor, () => Readable.from([data]));
     const proxy = new FaultProxy(`http://${registry.address}`);
     const through = new RegistryClient({ registry: await proxy.start(), retry: fast });
@@ -108,22 +118,14 @@ describe('RegistryClient against skiff serve', () => {
     // The second PATCH sends size - offset; the first could not have had more than what was cut plus the socket's buffers.
     assert.ok(released >= data.length - opened[1]!, `released ${released}`);
     assert.ok(released <= data.length * 2, `released ${released}`);
-    const copy = Buffer.concat(await Array.fromAsync(client.openBlob('c/cut-dst', descriptor) as AsyncIterable<Buffer>));
-    assert.equal(digestOf(copy), descriptor.digest);
+    assert.equal(digestOf(await readBlob(client, 'c/cut-dst', descriptor)), descriptor.digest);
   });
 
   test('a reader of a verified blob that stops early closes the GET under it', async () => {
-    const data = seededBytes('stop-early', 8 * 1024 * 1024);
-    const descriptor = { mediaType: 'application/octet-stream', digest: digestOf(data), size: data.length };
+    const { data, descriptor } = seededBlob('stop-early', 8 * 1024 * 1024);
     await client.pushBlob('c/early', descriptor, () => Readable.from([data]));
     const reader = new RegistryClient({ registry: registry.address, retry: fast });
-    const opened: Readable[] = [];
-    const openBlobFrom = reader.openBlobFrom.bind(reader);
-    reader.openBlobFrom = (...args) => {
-      const stream = openBlobFrom(...args);
-      opened.push(stream);
-      return stream;
-    };
+    const opened = recordBlobSources(reader);
     try {
       for await (const chunk of reader.openBlob('c/early', descriptor)) {
         assert.ok((chunk as Buffer).length > 0);
@@ -186,7 +188,7 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     });
     const client = new RegistryClient({ registry: host, retry: fast });
     try {
-      const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('r', { mediaType: 'x/y', digest, size: data.length }) as AsyncIterable<Buffer>));
+      const bytes = await readBlob(client, 'r', { mediaType: 'x/y', digest, size: data.length });
       assert.equal(digestOf(bytes), digest);
       assert.equal(ranges[0], undefined);
       assert.match(ranges[1] ?? '', /^bytes=\d+-$/);
@@ -210,7 +212,7 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     });
     const client = new RegistryClient({ registry: host, retry: fast });
     try {
-      const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('r', { mediaType: 'x/y', digest, size: data.length }) as AsyncIterable<Buffer>));
+      const bytes = await readBlob(client, 'r', { mediaType: 'x/y', digest, size: data.length });
       assert.equal(bytes.length, data.length);
       assert.equal(digestOf(bytes), digest);
       assert.equal(requests, 2);
@@ -338,7 +340,7 @@ describe('RegistryClient resilience and auth (in-process fakes)', () => {
     });
     const client = new RegistryClient({ registry: host, retry: fast, credentials: { username: 'bob', password: 'pw' } });
     try {
-      const bytes = Buffer.concat(await Array.fromAsync(client.openBlob('r', { mediaType: 'x/y', digest, size: data.length }) as AsyncIterable<Buffer>));
+      const bytes = await readBlob(client, 'r', { mediaType: 'x/y', digest, size: data.length });
       assert.equal(digestOf(bytes), digest);
       assert.equal(storageAuth, undefined, 'no Authorization sent to the storage host');
     } finally {

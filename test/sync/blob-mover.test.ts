@@ -11,6 +11,7 @@ import { digestOf } from '../../src/digest/digest.ts';
 import { Limiter } from '../../src/graph/limiter.ts';
 import type { Descriptor } from '../../src/oci/descriptor.ts';
 import { BlobMover } from '../../src/sync/blob-mover.ts';
+import { recordBlobSources } from '../../src/testing/blob-sources.ts';
 import { FaultProxy } from '../../src/testing/fault-proxy.ts';
 import { seededBytes } from '../../src/testing/images.ts';
 import { startTestRegistry, type TestRegistry } from '../../src/testing/test-registry.ts';
@@ -25,7 +26,7 @@ describe('BlobMover: a copy whose upload is cut', () => {
   let sourceClient: RegistryClient;
   let destinationClient: RegistryClient;
   /** Every stream the mover opened at the source, in order. */
-  const opened: Readable[] = [];
+  let opened: Readable[] = [];
 
   before(async () => {
     source = await startTestRegistry();
@@ -33,13 +34,7 @@ describe('BlobMover: a copy whose upload is cut', () => {
     proxy = new FaultProxy(`http://${destination.address}`);
     sourceClient = new RegistryClient({ registry: source.address, retry: fast });
     destinationClient = new RegistryClient({ registry: await proxy.start(), retry: fast });
-    // Observe the source streams without changing them.
-    const openBlobFrom = sourceClient.openBlobFrom.bind(sourceClient);
-    sourceClient.openBlobFrom = (...args) => {
-      const stream = openBlobFrom(...args);
-      opened.push(stream);
-      return stream;
-    };
+    opened = recordBlobSources(sourceClient);
   });
   after(async () => {
     await sourceClient.close();
