@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { once } from 'node:events';
-import { ALGORITHMS, createDigester, isDigest, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
+import { ALGORITHMS, createDigester, formatDigest, isDigest, parseDigest, type Algorithm, type Digest } from '../digest/digest.ts';
 import { DigestMismatchError, SizeMismatchError } from '../digest/errors.ts';
 import { BlobNotFoundError, type AppendOptions, type BlobStore, type ByteRange, type CommitResult, type Ingest } from './store.ts';
 import { EarlyWriteback } from './early-writeback.ts';
@@ -413,6 +413,7 @@ class FsIngest implements Ingest {
           if (!accepted) await drained(sink, () => sinkError);
           if (!tapped) await options.tap!.drained();
         }
+        if (state && !sinkError) options.onHashed?.(formatDigest(state.algorithm, state.hash.copy()), options.offset + written);
       } catch (error) {
         failure = options.signal?.aborted ? options.signal.reason : error;
         source.destroy();

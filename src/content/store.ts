@@ -32,6 +32,13 @@ export interface AppendOptions {
    * last holder (bulk-get's releaseBulkChunk).
    */
   release?: (chunk: Buffer) => void;
+  /**
+   * Called once the source has ended, with the digest and size of everything the ingest now holds,
+   * when the ingest hashed all of it on the way in: before the last writes are flushed and the file
+   * closed. A reader that checks bytes by digest need not wait for durability (the mirror's fills).
+   * Not called when the append fails, or when the ingest cannot tell without reading the file back.
+   */
+  onHashed?: (digest: Digest, size: number) => void;
 }
 
 /**

@@ -81,14 +81,14 @@ export interface FillCursor {
   readonly end: number;
   /**
    * Waits until bytes at the cursor may be read, and resolves how many (0 at `end`, which comes
-   * only once the blob is verified and committed). Lets a reader size its buffer to what is there.
+   * only once the blob is verified). Lets a reader size its buffer to what is there.
    */
   ready(signal?: AbortSignal): Promise<number>;
   /**
    * Reads at the cursor into `buffer`, waiting until there is something to read: only bytes
-   * that reached the ingest file, and the cursor's last byte only once the blob is verified (and
-   * committed, unless a spool's publish follows). Resolves 0 at `end`; rejects with the fill's
-   * failure, or when `signal` aborts.
+   * that reached the ingest file, and the cursor's last byte only once the whole blob is in the
+   * file and its digest checked (not waiting for it to be durable and committed). Resolves 0 at
+   * `end`; rejects with the fill's failure before that, or when `signal` aborts.
    */
   read(buffer: Buffer, signal?: AbortSignal): Promise<number>;
   /** Gives back the cursor's hold on the ingest file. Idempotent. */
@@ -107,8 +107,11 @@ type State = 'running' | 'committed' | 'failed';
  * handle the fill keeps open (pread at its own position), up to the bytes appended so far, and
  * sleeps until the next chunk is appended. So memory is one chunk per reader whatever the blob
  * size, a slow reader never holds the download back, and a reader that leaves changes nothing
- * for the download. The last byte of every reader is held back until the commit has verified
- * the digest: when the upstream lied, every reader fails before its last byte.
+ * for the download. The last byte of every reader is held back until the digest of the whole file
+ * is checked: when the upstream lied, every reader fails before its last byte. It is not held for
+ * the fsyncs, the rename and the cache's records that follow (a small blob's cold GET waited
+ * about as long for those as for the upstream); should they fail, what was read was right all
+ * the same, and the next request fetches again.
  */
 export class Fill implements Flight {
   readonly digest: Digest;
@@ -121,8 +124,9 @@ export class Fill implements Flight {
   private readonly ref: string;
   private state: State = 'running';
   /**
-   * The bytes in the ingest file passed the digest check: readers may take their last byte,
-   * even should the publish to the shared store then fail (what they read was right).
+   * The bytes appended passed the digest check: readers may take their last byte once the file
+   * holds all of them, even should the commit or the publish to the shared store then fail (what
+   * they read was right).
    */
   private verified = false;
   private failure: unknown;
@@ -202,8 +206,11 @@ export class Fill implements Flight {
   private async visibleFrom(position: number, end: number, signal?: AbortSignal): Promise<number> {
     for (;;) {
       signal?.throwIfAborted();
-      if (this.state === 'failed' && !this.verified) throw this.failure;
-      const whole = this.verified || this.state === 'committed';
+      // Verified, and in the file: `published` trails the verdict until the last writes land
+      // (and never gets there when one of them fails).
+      const complete = this.verified && this.expectedSize !== undefined && this.published >= this.expectedSize;
+      if (this.state === 'failed' && !complete) throw this.failure;
+      const whole = complete || this.state === 'committed';
       if (whole && position >= end) return 0;
       const visible = whole ? end : Math.min(end - 1, this.published);
       if (position < visible) return visible - position;
@@ -290,6 +297,13 @@ export class Fill implements Flight {
           // the next reads (fresh 1 MiB buffers cost the mirror a third of its CPU in page faults
           // and garbage collection). Chunks of other streams are not bulk-get's and stay as they are.
           release: releaseBulkChunk,
+          // The whole blob was hashed on the way in: readers need not wait for the commit.
+          onHashed: (digest: Digest, total: number) => {
+            if (digest !== this.digest || (this.expectedSize !== undefined && total !== this.expectedSize)) return;
+            this.expectedSize = total;
+            this.verified = true;
+            this.notify();
+          },
         };
         offset = await ingest.append(body, progress).catch((error: unknown) => {
           // The ingest counts what this append may take; the blob's own numbers say more.

@@ -579,6 +579,15 @@ export class Mirror {
     );
   }
 
+  /**
+   * Waits until the fills running now are over and the cache has recorded them. A client's pull
+   * can end before that: its last byte waits for the digest check, not for the commit.
+   */
+  async settled(): Promise<void> {
+    await this.fills.settled();
+    await this.cache.idle();
+  }
+
   /** Aborts the fills running (their clients are cut, their ingests removed) and closes the upstream connections. */
   async close(): Promise<void> {
     await this.fills.close();

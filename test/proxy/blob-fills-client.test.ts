@@ -113,6 +113,7 @@ describe('BlobFills over RegistryClient.openBlobFrom', () => {
     proxy.decide = () => undefined;
     assert.deepEqual(await read(fills, request()), { ok: true, bytes: data.length, digest: descriptor.digest });
     assert.equal(blobGets(descriptor).length, 2);
+    await fills.settled();
     assert.equal(await store.stat(descriptor.digest), descriptor.size);
   });
 });

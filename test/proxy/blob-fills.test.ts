@@ -401,20 +401,31 @@ describe('an upstream that lies: every reader fails before its last byte, nothin
       expectBytes(await consume(await source.reader()), data, undefined, 'after the fix');
       expectBytes(await fetchFromMirror(mirror, { start: 5, end: 50 }), data, { start: 5, end: 50 }, 'after the fix, HTTP');
       assert.equal(upstream.opens.length, opensBefore + 1);
+      await fills.settled();
       assert.equal(await store.stat(digest), size);
     });
   }
 });
 
-test("every reader's last byte waits for the verified commit; bytes before it flow as they arrive", async (t) => {
+test("every reader's last byte waits for the digest check of the whole blob, not for its commit; bytes before it flow as they arrive", async (t) => {
   const data = randomBytes(MiB + 17);
   const digest = digestOf(data);
-  const upstream = streamUpstream(() => data);
+  // Every byte, then no end of stream until `endStream`: the file holds the whole blob, unchecked.
+  let endStream!: () => void;
+  const streamEnd = new Promise<void>((resolve) => (endStream = resolve));
+  const open: UpstreamOpener = async () =>
+    Readable.from(
+      (async function* () {
+        yield* trickle(data);
+        await streamEnd;
+      })(),
+      { objectMode: false },
+    );
   const { store } = await tempStore(t);
   let releaseCommit!: () => void;
   const commitGate = new Promise<void>((resolve) => (releaseCommit = resolve));
   const fills = new BlobFills(withGatedCommits(store, commitGate));
-  const request = (): FillRequest => ({ digest, size: data.length, open: upstream.open });
+  const request = (): FillRequest => ({ digest, size: data.length, open });
   const mirror = await startMirror(t, fills, request);
   const got = [0, 0, 0];
   const ended = [false, false, false];
@@ -424,12 +435,62 @@ test("every reader's last byte waits for the verified commit; bytes before it fl
 
   await until(() => got[0] === data.length - 1 && got[1] === 9 && got[2] === data.length - 1, 'every byte but the last');
   await sleep(100);
-  assert.deepEqual(got, [data.length - 1, 9, data.length - 1], 'the last byte is held back until the commit');
+  assert.deepEqual(got, [data.length - 1, 9, data.length - 1], 'the last byte is held back until the digest is checked');
   assert.deepEqual(ended, [false, false, false]);
-  releaseCommit();
-  expectBytes(await whole, data);
-  expectBytes(await head, data, { start: 0, end: 9 });
-  expectBytes(await http, data);
+  endStream();
+  try {
+    // Checked: every reader finishes while the commit (fsyncs, rename, records) still waits.
+    await until(() => ended.every(Boolean), 'every reader to finish while the commit waits', 5_000);
+    expectBytes(await whole, data);
+    expectBytes(await head, data, { start: 0, end: 9 });
+    expectBytes(await http, data);
+    assert.equal(await store.stat(digest), undefined, 'not committed yet');
+  } finally {
+    releaseCommit();
+  }
+  await fills.settled();
+  assert.equal(await store.stat(digest), data.length);
+});
+
+test('a fill whose last write fails after the digest check fails its readers before their last byte, and stores nothing', async (t) => {
+  const data = randomBytes(MiB + 17);
+  const digest = digestOf(data);
+  const upstream = streamUpstream(() => data);
+  const { store } = await tempStore(t);
+  // The append checks the digest, then its last write never lands (as a full disk would have it).
+  const broken: FillTarget = {
+    ...withGatedCommits(store, Promise.resolve()),
+    ingest: async (ref) => {
+      const ingest = await store.ingest(ref);
+      return {
+        ref: ingest.ref,
+        size: () => ingest.size(),
+        append: async (source, options) => {
+          let verdict = false;
+          await ingest.append(source, {
+            ...options,
+            onWritten: (size) => (size < data.length ? options.onWritten?.(size) : undefined),
+            onHashed: (checked, size) => {
+              verdict = true;
+              options.onHashed?.(checked, size);
+            },
+          });
+          assert.ok(verdict, 'the append checked the digest');
+          throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+        },
+        commit: (expected, size) => ingest.commit(expected, size),
+        abort: () => ingest.abort(),
+      } satisfies Ingest;
+    },
+  };
+  const fills = new BlobFills(broken, { attempts: 1 });
+  const outcome = await outcomeOf(async () => consume(await (await fills.source({ digest, size: data.length, open: upstream.open })).reader()));
+  assert.equal(outcome.ok, false);
+  assert.ok(outcome.bytes < data.length, `got ${outcome.bytes} of ${data.length} bytes: the last one must never come`);
+  assert.match(String((outcome as { error: unknown }).error), /ENOSPC/);
+  await fills.settled();
+  assert.equal(await store.stat(digest), undefined, 'nothing stored');
+  assert.deepEqual(await ingestLeftovers(store), [], 'no ingest left');
 });
 
 test('a caller that goes away does not stop the fill; the cache still completes', async (t) => {
@@ -464,7 +525,7 @@ test('a caller that goes away does not stop the fill; the cache still completes'
   assert.equal(upstream.requests.length, 1);
 });
 
-test("a size nobody knew is learnt from the upstream's answer, or else at the commit", async (t) => {
+test("a size nobody knew is learnt from the upstream's answer, or else once the whole blob is checked", async (t) => {
   const data = randomBytes(512 * 1024);
   const digest = digestOf(data);
   const { store } = await tempStore(t);
@@ -479,9 +540,10 @@ test("a size nobody knew is learnt from the upstream's answer, or else at the co
   const other = randomBytes(300_000);
   const silent = streamUpstream(() => other);
   const quiet = await fills.source({ digest: digestOf(other), open: silent.open });
-  assert.equal(await quiet.size(), other.length);
-  assert.equal(await store.stat(digestOf(other)), other.length, 'known only once committed');
+  assert.equal(await quiet.size(), other.length, 'known once every byte is in and the digest checked');
   expectBytes(await consume(await quiet.reader()), other);
+  await fills.settled();
+  assert.equal(await store.stat(digestOf(other)), other.length);
 });
 
 test('a size announced by the upstream that contradicts the known size fails the fill at once', async (t) => {
@@ -510,6 +572,7 @@ test('a zero-byte blob is filled and served', async (t) => {
   expectBytes(a!, data);
   expectBytes(b!, data);
   assert.equal(upstream.opens.length, 1);
+  await fills.settled();
   assert.equal(await store.stat(digest), 0);
 });
 

@@ -102,7 +102,7 @@ describe('mirror cache eviction', { timeout: 180_000 }, () => {
       assert.equal(got.status, 200, `${repository}@${b.descriptor.digest}`);
       assert.equal(digestOf(Buffer.from(await got.arrayBuffer())), b.descriptor.digest);
     }
-    await cacheOf(mirror).idle();
+    await mirror.registry.mirror!.settled();
     await sleep(5); // the LRU's clock counts milliseconds: keep pulls apart
   }
 
@@ -227,48 +227,66 @@ describe('mirror cache eviction', { timeout: 180_000 }, () => {
     assert.equal(upstreamGets(h.blobs[1]!.descriptor.digest), layerGets);
   });
 
-  test('a blob a client is reading is not deleted under it; the next pass takes it once the client is done', async () => {
-    const big = image('reading-big', [layer('reading-big', 32 * MiB)]);
-    const small = image('reading-small', [layer('reading-small', MiB)]);
-    await publish('reading/big', big);
-    await publish('reading/small', small);
-    const mirror = await startMirror({ cacheMaxSize: Math.floor(bytesOf(big) + 0.5 * MiB) });
-    await pull(mirror, 'reading/big', big);
-    const bigLayer = big.blobs[1]!;
-
-    // A slow client: reads the first bytes of the cached layer, then stops reading.
-    const reader = await new Promise<{ res: IncomingMessage; hash: ReturnType<typeof createHash>; bytes: () => number }>((resolve, reject) => {
-      const req = request(`${mirror.url}/v2/reading/big/blobs/${bigLayer.descriptor.digest}`, { agent: false }, (res) => {
+  /** A slow client of a blob: reads its first bytes, then stops reading until `finish()`. */
+  async function pausedReader(url: string): Promise<{ finish(): Promise<{ bytes: number; digest: string }> }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { agent: false }, (res) => {
         const hash = createHash('sha256');
         let bytes = 0;
         res.on('data', (chunk: Buffer) => {
           hash.update(chunk);
           bytes += chunk.length;
-          if (bytes === chunk.length) {
-            res.pause();
-            resolve({ res, hash, bytes: () => bytes });
-          }
+          if (bytes !== chunk.length) return;
+          res.pause();
+          resolve({
+            async finish() {
+              const ended = once(res, 'end');
+              res.resume();
+              await ended;
+              return { bytes, digest: `sha256:${hash.digest('hex')}` };
+            },
+          });
         });
       });
       req.on('error', reject);
       req.end();
     });
+  }
 
+  test('a blob a client is reading is not deleted under it; the next pass takes it once the client is done', async () => {
+    const big = image('reading-big', [layer('reading-big', 32 * MiB)]);
+    // Too big for the socket buffers: its paused client keeps its response, and its pin, open.
+    const second = image('reading-second', [layer('reading-second', 16 * MiB)]);
+    await publish('reading/big', big);
+    await publish('reading/second', second);
+    const mirror = await startMirror({ cacheMaxSize: Math.floor(bytesOf(big) + 0.5 * MiB) });
+    await pull(mirror, 'reading/big', big);
+    const [bigLayer, secondLayer] = [big.blobs[1]!, second.blobs[1]!];
+    const bigReader = await pausedReader(`${mirror.url}/v2/reading/big/blobs/${bigLayer.descriptor.digest}`);
+
+    let secondReader: Awaited<ReturnType<typeof pausedReader>> | undefined;
     try {
-      await pull(mirror, 'reading/small', small); // past the maximum: big is the least recently used
+      // The second image's layer comes to a slow client too: its fill commits past the maximum
+      // size while both layers are being read.
+      const res = await fetch(`${mirror.url}/v2/reading/second/manifests/v1`, { headers: { Accept: MediaTypes.ociManifest } });
+      assert.equal(res.status, 200);
+      await res.arrayBuffer();
+      const config = await fetch(`${mirror.url}/v2/reading/second/blobs/${second.blobs[0]!.descriptor.digest}`);
+      assert.equal(digestOf(Buffer.from(await config.arrayBuffer())), second.blobs[0]!.descriptor.digest);
+      secondReader = await pausedReader(`${mirror.url}/v2/reading/second/blobs/${secondLayer.descriptor.digest}`);
+      await mirror.registry.mirror!.settled();
       assert.equal(await cached(mirror, 'reading/big', big), false, "big's manifest is evicted");
       assert.equal(await stored(mirror, bigLayer), true, 'its layer is being read: kept');
+      assert.equal(await stored(mirror, secondLayer), true, 'so is the other one');
       const line = evictionLines(mirror).at(-1)!;
       assert.match(String(line.msg), STILL_OVER, 'the pass says what it could not evict');
       assert.equal(line.level, 40);
-      assert.ok(Number(line.sizeAfter) >= bigLayer.descriptor.size, 'the layer still counts');
+      assert.ok(Number(line.sizeAfter) >= bigLayer.descriptor.size + secondLayer.descriptor.size, 'the layers still count');
     } finally {
-      const ended = once(reader.res, 'end');
-      reader.res.resume();
-      await ended;
+      const got = await bigReader.finish();
+      assert.deepEqual(got, { bytes: bigLayer.descriptor.size, digest: bigLayer.descriptor.digest }, 'the client got every byte');
+      if (secondReader) assert.deepEqual(await secondReader.finish(), { bytes: secondLayer.descriptor.size, digest: secondLayer.descriptor.digest });
     }
-    assert.equal(reader.bytes(), bigLayer.descriptor.size);
-    assert.equal(`sha256:${reader.hash.digest('hex')}`, bigLayer.descriptor.digest, 'the client got every byte');
     await sleep(20); // the response's pin goes when its last write is done
     const pass = await cacheOf(mirror).evict();
     assert.equal(await stored(mirror, bigLayer), false, 'now it goes');
