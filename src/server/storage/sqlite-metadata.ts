@@ -105,7 +105,11 @@ function toSession(row: UploadRow): UploadSession {
  * and power loss. The bookkeeping of a blob push (upload sessions, blob links) commits with
  * synchronous=NORMAL instead (`relaxed`): it survives kill -9, and a power loss only once a later
  * FULL commit (the manifest that uses the blob) or a checkpoint has synced the log. Its fsyncs,
- * four per blob on this thread, were a third of a sync destination's CPU.
+ * four per blob on this thread, were a third of a sync destination's CPU. The mirror's cache
+ * records are mostly relaxed too (cached repositories and blobs, tag checks): a cache that
+ * forgets some of its last records after a power loss fetches or checks again. A cached manifest
+ * and its record stay FULL. Six of the eight fsyncs per cold image go: 20 cold image pulls held
+ * this thread (and every request it serves) 15 ms instead of 79 ms.
  */
 export class SqliteMetadataStore implements MetadataStore {
   private readonly db: DatabaseSync;
@@ -337,7 +341,8 @@ export class SqliteMetadataStore implements MetadataStore {
   }
 
   async markTagChecked(repository: string, tag: string, at: number): Promise<boolean> {
-    return this.write(`recording the upstream check of ${repository}:${tag} in the metadata database`, () => Number(this.sql('UPDATE tags SET checked_at = ? WHERE repository = ? AND tag = ?').run(at, repository, tag).changes) > 0);
+    // Relaxed: a check forgotten is made again.
+    return this.relaxed(() => this.write(`recording the upstream check of ${repository}:${tag} in the metadata database`, () => Number(this.sql('UPDATE tags SET checked_at = ? WHERE repository = ? AND tag = ?').run(at, repository, tag).changes) > 0));
   }
 
   async listTags(repository: string, limit: number | undefined, after: string | undefined): Promise<Page<string>> {
@@ -608,12 +613,17 @@ export class SqliteMetadataStore implements MetadataStore {
     return row ? { names: JSON.parse(row.names) as string[], changedAt: row.changed_at } : undefined;
   }
 
+  // Relaxed (see the class comment), but for a cached manifest's record: without its used_at a
+  // manifest that survived a power loss would never be evicted, nor the blobs it holds. A cached
+  // blob whose record (and link, committed after it) a power loss forgets is left to `skiff gc`
+  // once no manifest uses it.
+
   async markCachedRepository(repository: string): Promise<void> {
-    this.write(`marking ${repository} as cached in the metadata database`, () => this.sql('INSERT OR IGNORE INTO cache_repositories (name) VALUES (?)').run(repository));
+    this.relaxed(() => this.write(`marking ${repository} as cached in the metadata database`, () => this.sql('INSERT OR IGNORE INTO cache_repositories (name) VALUES (?)').run(repository)));
   }
 
   async recordCachedBlob(blob: CachedBlob, at: number): Promise<number> {
-    return this.transaction(() => this.recordBlob(blob, at), `recording cached blob ${blob.digest} in the metadata database`);
+    return this.relaxed(() => this.transaction(() => this.recordBlob(blob, at), `recording cached blob ${blob.digest} in the metadata database`));
   }
 
   async recordCachedManifest(repository: string, blob: CachedBlob, at: number): Promise<number> {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync, type StatementResultingChanges, type StatementSync } from 'node:sqlite';
 import { digestOf } from '../../../src/digest/digest.ts';
 import type { MetadataStore } from '../../../src/server/storage/metadata.ts';
 import { SqliteMetadataStore } from '../../../src/server/storage/sqlite-metadata.ts';
@@ -48,6 +48,43 @@ describe('SqliteMetadataStore specifics', () => {
       await assert.rejects(store.createUpload(session)); // the same id twice
       assert.equal(level(), 2);
       assert.equal(await store.isBlobLinked('app', digestOf('layer')), true);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("the mirror cache's records commit relaxed; a cached manifest and its record stay FULL", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'skiff-meta-'));
+    const store = new SqliteMetadataStore(join(dir, 'metadata.db'));
+    // Every statement run is recorded with the synchronous level it ran under (2 = FULL, 1 = NORMAL).
+    const db = (store as unknown as { db: DatabaseSync }).db;
+    const prepare = db.prepare.bind(db);
+    const level = () => Number(prepare('PRAGMA synchronous').get()?.synchronous);
+    const writes: [string, number][] = [];
+    db.prepare = (text: string) => {
+      const statement = prepare(text);
+      const run = statement.run.bind(statement) as (...args: unknown[]) => StatementResultingChanges;
+      statement.run = ((...args: unknown[]) => {
+        writes.push([text.trim().split(/\s+/).slice(0, 3).join(' '), level()]);
+        return run(...args);
+      }) as StatementSync['run'];
+      return statement;
+    };
+    try {
+      const manifest = { repository: 'hub/app', digest: digestOf('manifest'), mediaType: 'x/y', size: 8, createdAt: 1 };
+      await store.markCachedRepository('hub/app');
+      await store.putManifest(manifest, [], ['v1']);
+      await store.recordCachedManifest('hub/app', { digest: manifest.digest, size: 8 }, 2);
+      const full = writes.length;
+      assert.ok(full > 2 && writes.slice(1).every(([, at]) => at === 2), `the manifest and its record are FULL: ${JSON.stringify(writes)}`);
+      await store.recordCachedBlob({ digest: digestOf('layer'), size: 5 }, 3);
+      assert.equal(await store.markTagChecked('hub/app', 'v1', 4), true);
+      const relaxed = [writes[0]!, ...writes.slice(full)];
+      assert.ok(relaxed.length >= 3 && relaxed.every(([, at]) => at === 1), `the other records are relaxed: ${JSON.stringify(relaxed)}`);
+      assert.equal(level(), 2, 'FULL again after them');
+      assert.equal((await store.getTag('hub/app', 'v1'))?.checkedAt, 4);
+      assert.equal(await store.cacheSize(), 13);
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
