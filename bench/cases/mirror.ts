@@ -5,7 +5,9 @@
  *
  * - **direct**: skopeo pulls from the upstream itself: the floor of any pull through a mirror;
  * - **skiff**: a fresh `skiff serve --proxy <upstream>` (empty data directory), a cold pull through
- *   it, then a warm pull of the same image; the server stops;
+ *   it, then a warm pull of the same image, then cold pulls of the 20 `small` images (3 × 1 MiB
+ *   layers each) one after another, where the per-request latency of a cache shows; the server
+ *   stops;
  * - **CNCF**: the same with a fresh `docker-registry` whose config has `proxy: { remoteurl }`.
  *
  * The order rotates from round to round (direct, skiff, CNCF; skiff, CNCF, direct; …).
@@ -29,7 +31,7 @@ import type { BenchImage } from '../gen/sets.ts';
 import { cpuSeconds } from '../measure/cpu.ts';
 import { describeRequests, UpstreamLog, type Forwarded } from '../measure/upstream-log.ts';
 import { series, type Row, type Series } from '../model.ts';
-import { expectImage, pushImage } from '../registry.ts';
+import { expectImage, expectSet, pushImage, pushSet } from '../registry.ts';
 import { interleave, type Contestant } from '../rounds.ts';
 import { startCncf } from '../servers/cncf.ts';
 import type { Server } from '../servers/server.ts';
@@ -49,6 +51,7 @@ function manifestBytes(records: Forwarded[]): number {
 
 export async function mirrorCase(ctx: Context): Promise<Row[]> {
   const big = await ctx.set('big');
+  const small = await ctx.set('small');
   const image = big.images[0]!;
   const blobSizes = image.blobs.reduce((sum, blob) => sum + blob.size, 0);
   const mib = ctx.options.bigMiB;
@@ -82,8 +85,18 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
       peerName: 'CNCF registry proxy',
       peer: series(),
     } as Row,
+    small: {
+      id: 'mirror-cold-small',
+      title: `cold pulls of the 20 small images (3 × 1 MiB layers each), one after another, through the same mirror, skopeo copy → oci:`,
+      unit: 's',
+      better: 'lower',
+      skiff: series(),
+      peerName: 'CNCF registry proxy',
+      peer: series(),
+    } as Row,
   };
   const direct = series();
+  const directSmall = series();
   const directBytes: number[] = [];
   /** The last round's upstream requests per contestant and phase, for the notes. */
   const requests: Record<string, string> = {};
@@ -95,20 +108,27 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
   let counter = 0;
 
   /** skopeo into a fresh oci: directory; the wall time in seconds, after checking the digest it wrote. */
-  async function pull(host: string, label: string): Promise<number> {
+  async function pull(host: string, label: string, what = image): Promise<number> {
     const dir = join(ctx.runDir, `mirror-pull-${++counter}`);
     try {
-      const result = await skopeoPull(dir, image, host);
-      await expectLayout(dir, image, `${label} via ${host}`);
+      const result = await skopeoPull(dir, what, host);
+      await expectLayout(dir, what, `${label} via ${host}`);
       return result.ms / 1000;
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
   }
 
+  /** The small images pulled one after another: the sum of skopeo's wall times. */
+  async function pullSmall(host: string, label: string): Promise<number> {
+    let seconds = 0;
+    for (const each of small.images) seconds += await pull(host, label, each);
+    return seconds;
+  }
+
   const viaMirror = (name: string, key: 'skiff' | 'peer', start: () => Promise<Server>): Contestant => ({
     name,
-    series: [rows.cold[key], rows.bytes[key], rows.warm[key]],
+    series: [rows.cold[key], rows.bytes[key], rows.warm[key], rows.small[key]],
     async round() {
       const server = await start();
       try {
@@ -123,6 +143,10 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
         const warm = await pull(server.host, `${name} warm`);
         const cpu2 = cpuSeconds(server.pid);
         const warmRecords = counting.since(warmMark);
+        await counting.settle();
+        const cpu3 = cpuSeconds(server.pid);
+        rows.small[key].samples.push(await pullSmall(server.host, `${name} small`));
+        rows.small[key].extra.push({ serverCpuSeconds: cpuSeconds(server.pid) - cpu3 });
         const bytes = blobBytes(coldRecords);
         rows.cold[key].samples.push(cold);
         rows.cold[key].extra.push({ serverCpuSeconds: cpu1 - cpu0 });
@@ -142,19 +166,23 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
     ctx.log(`  loading big-0 into the upstream ${upstream}`);
     await pushImage(big, image, upstream);
     await expectImage(upstream, image);
-    // Untimed: the path works, and the upstream's blob is in the page cache for every round alike.
+    await pushSet(small, upstream);
+    await expectSet(upstream, small);
+    // Untimed: the path works, and the upstream's blobs are in the page cache for every round alike.
     await pull(upstream, 'warm-up');
+    await pullSmall(upstream, 'warm-up');
     await interleave(
       ctx.options.rounds,
       [
         {
           name: 'direct pull',
-          series: [direct],
+          series: [direct, directSmall],
           async round() {
             await counting.settle();
             const mark = counting.mark();
             direct.samples.push(await pull(upstream, 'direct'));
             const records = counting.since(mark);
+            directSmall.samples.push(await pullSmall(upstream, 'direct'));
             directBytes.push(blobBytes(records) / blobSizes);
             requests.direct = describeRequests(records);
           },
@@ -176,11 +204,13 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
     rows.cold.limit = { name: 'direct pull from the upstream', value: directMedian, samples: direct.samples };
     rows.warm.limit = { name: 'direct pull from the upstream', value: directMedian, samples: direct.samples };
   }
+  const directSmallMedian = median(directSmall.samples);
+  if (directSmallMedian !== undefined) rows.small.limit = { name: 'direct pulls from the upstream', value: directSmallMedian, samples: directSmall.samples };
   /** Median server CPU seconds per pull (user + system), from the rows' extras. */
   const cpu = (s: Series) => summarize(s.extra.flatMap((e) => (typeof e.serverCpuSeconds === 'number' ? [e.serverCpuSeconds] : [])))?.median.toFixed(2) ?? '?';
-  const times = (s: Series) => {
+  const times = (s: Series, base = directMedian) => {
     const m = median(s.samples);
-    return m === undefined || directMedian === undefined ? '?' : `${(m / directMedian).toFixed(2)}×`;
+    return m === undefined || base === undefined ? '?' : `${(m / base).toFixed(2)}×`;
   };
   rows.cold.note =
     `fresh server and empty cache per round; direct pull ${directMedian?.toFixed(2) ?? '?'} s` +
@@ -194,7 +224,11 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
   rows.warm.note =
     `right after the cold pull, same server; upstream requests during the warm pull — skiff: ${requests['skiff warm'] ?? '?'} (tag TTL 5 min); ` +
     `CNCF proxy: ${requests['peer warm'] ?? '?'}; server CPU per warm pull skiff ${cpu(rows.warm.skiff)} s, CNCF proxy ${cpu(rows.warm.peer)} s`;
-  return [rows.cold, rows.bytes, rows.warm];
+  rows.small.note =
+    `right after the warm pull, same server, every image cold (${small.images.length} images, ${(small.bytes / MB).toFixed(1)} MB); the sum of skopeo's wall times; ` +
+    `direct pulls ${directSmallMedian?.toFixed(2) ?? '?'} s; skiff ${times(rows.small.skiff, directSmallMedian)} direct, CNCF proxy ${times(rows.small.peer, directSmallMedian)} direct; ` +
+    `server CPU skiff ${cpu(rows.small.skiff)} s, CNCF proxy ${cpu(rows.small.peer)} s`;
+  return [rows.cold, rows.bytes, rows.warm, rows.small];
 }
 
 /** Throws unless skopeo's layout holds the image under the expected manifest digest. */
