@@ -107,6 +107,14 @@ export class BlobFills {
     if (stored !== undefined) return new StoredSource(this.store, request.digest, stored);
     for (let tries = 1; ; tries++) {
       const fill = await this.flights.join(request.digest, () => this.start(request));
+      if (fill.complete && !this.store.publish) {
+        // Only its local commit is left, a few milliseconds: a caller who comes now is served the
+        // stored blob (a hit, which an nginx in front may send), as one after the commit is. (An
+        // upload from a spool to the shared store can take minutes: callers read the spool.)
+        await fill.done;
+        const committed = await this.store.stat(request.digest);
+        if (committed !== undefined) return new StoredSource(this.store, request.digest, committed);
+      }
       // One that failed just before we came is not ours to report: the next fill is.
       if (fill.status !== 'failed' || tries >= 3) return new FillSource(this.store, fill);
       await fill.done;

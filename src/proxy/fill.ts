@@ -158,6 +158,11 @@ export class Fill implements Flight {
     return this.state;
   }
 
+  /** Every byte is in the ingest file and the digest checked: only the commit is left (or it failed). */
+  get complete(): boolean {
+    return this.verified && this.expectedSize !== undefined && this.published >= this.expectedSize;
+  }
+
   /** The blob's size, once known (asked with, announced by the upstream, or at the commit). */
   async size(signal?: AbortSignal): Promise<number> {
     for (;;) {
@@ -206,9 +211,9 @@ export class Fill implements Flight {
   private async visibleFrom(position: number, end: number, signal?: AbortSignal): Promise<number> {
     for (;;) {
       signal?.throwIfAborted();
-      // Verified, and in the file: `published` trails the verdict until the last writes land
-      // (and never gets there when one of them fails).
-      const complete = this.verified && this.expectedSize !== undefined && this.published >= this.expectedSize;
+      // `published` trails the verdict until the last writes land (and never gets there when one
+      // of them fails).
+      const complete = this.complete;
       if (this.state === 'failed' && !complete) throw this.failure;
       const whole = complete || this.state === 'committed';
       if (whole && position >= end) return 0;

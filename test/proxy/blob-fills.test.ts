@@ -407,7 +407,7 @@ describe('an upstream that lies: every reader fails before its last byte, nothin
   }
 });
 
-test("every reader's last byte waits for the digest check of the whole blob, not for its commit; bytes before it flow as they arrive", async (t) => {
+test("every reader's last byte waits for the digest check of the whole blob, not for its commit; bytes before it flow as they arrive; a caller who comes while it commits gets the stored blob", async (t) => {
   const data = randomBytes(MiB + 17);
   const digest = digestOf(data);
   // Every byte, then no end of stream until `endStream`: the file holds the whole blob, unchecked.
@@ -446,10 +446,13 @@ test("every reader's last byte waits for the digest check of the whole blob, not
     expectBytes(await http, data);
     assert.equal(await store.stat(digest), undefined, 'not committed yet');
   } finally {
-    releaseCommit();
+    setTimeout(releaseCommit, 100);
   }
-  await fills.settled();
+  // Only the commit is left: a new caller waits for it, and is served from the store (a hit).
+  const late = await fills.source(request());
+  assert.equal(late.from, 'store');
   assert.equal(await store.stat(digest), data.length);
+  expectBytes(await consume(await late.reader()), data);
 });
 
 test('a fill whose last write fails after the digest check fails its readers before their last byte, and stores nothing', async (t) => {
