@@ -56,44 +56,16 @@ export async function mirrorCase(ctx: Context): Promise<Row[]> {
   const blobSizes = image.blobs.reduce((sum, blob) => sum + blob.size, 0);
   const mib = ctx.options.bigMiB;
 
+  /** A row of skiff against the CNCF proxy, in seconds unless said. */
+  const row = (id: string, title: string, extra: Partial<Row> = {}): Row => ({ id, title, unit: 's', better: 'lower', skiff: series(), peerName: 'CNCF registry proxy', peer: series(), ...extra });
   const rows = {
-    cold: {
-      id: 'mirror-cold',
-      title: `cold pull of big-0 (${mib} MiB) through a fresh mirror, skopeo copy → oci:`,
-      unit: 's',
-      better: 'lower',
-      skiff: series(),
-      peerName: 'CNCF registry proxy',
-      peer: series(),
-    } as Row,
-    bytes: {
-      id: 'mirror-cold-bytes',
-      title: `upstream blob bytes of that cold pull ÷ the blob sizes (${(blobSizes / MB).toFixed(1)} MB)`,
+    cold: row('mirror-cold', `cold pull of big-0 (${mib} MiB) through a fresh mirror, skopeo copy → oci:`),
+    bytes: row('mirror-cold-bytes', `upstream blob bytes of that cold pull ÷ the blob sizes (${(blobSizes / MB).toFixed(1)} MB)`, {
       unit: '×',
-      better: 'lower',
-      skiff: series(),
-      peerName: 'CNCF registry proxy',
-      peer: series(),
       limit: { name: 'the blob sizes (1×)', value: 1 },
-    } as Row,
-    warm: {
-      id: 'mirror-warm',
-      title: `warm pull of big-0 (${mib} MiB) through the same mirror, skopeo copy → oci:`,
-      unit: 's',
-      better: 'lower',
-      skiff: series(),
-      peerName: 'CNCF registry proxy',
-      peer: series(),
-    } as Row,
-    small: {
-      id: 'mirror-cold-small',
-      title: `cold pulls of the 20 small images (3 × 1 MiB layers each), one after another, through the same mirror, skopeo copy → oci:`,
-      unit: 's',
-      better: 'lower',
-      skiff: series(),
-      peerName: 'CNCF registry proxy',
-      peer: series(),
-    } as Row,
+    }),
+    warm: row('mirror-warm', `warm pull of big-0 (${mib} MiB) through the same mirror, skopeo copy → oci:`),
+    small: row('mirror-cold-small', `cold pulls of the 20 small images (3 × 1 MiB layers each), one after another, through the same mirror, skopeo copy → oci:`),
   };
   const direct = series();
   const directSmall = series();
