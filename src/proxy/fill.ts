@@ -163,7 +163,7 @@ export class Fill implements Flight {
     return this.verified && this.expectedSize !== undefined && this.published >= this.expectedSize;
   }
 
-  /** The blob's size, once known (asked with, announced by the upstream, or at the commit). */
+  /** The blob's size, once known (asked with, announced by the upstream, or once every byte is in and checked). */
   async size(signal?: AbortSignal): Promise<number> {
     for (;;) {
       if (this.state === 'failed') throw this.failure;
