@@ -14,6 +14,7 @@ import { BlobNotFoundError, type AppendOptions, type BlobStore, type ByteRange, 
 import { EarlyWriteback } from './early-writeback.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
 import { SendBuffers } from './send-buffers.ts';
+import { writeAndWait } from './write-and-wait.ts';
 import { guardStorage, storageError } from './storage-errors.ts';
 
 const INGEST_REF = /^[A-Za-z0-9_-]{1,128}$/;
@@ -503,21 +504,4 @@ async function drained(sink: WriteStream, failed: () => Error | undefined): Prom
 async function closed(sink: WriteStream): Promise<void> {
   if (!sink.destroyed && !sink.writableEnded) sink.end();
   if (!sink.closed) await new Promise<void>((resolve) => sink.once('close', () => resolve()));
-}
-
-/** Resolves once `chunk` has been handed to the destination's resource, so its buffer may be reused. */
-function writeAndWait(destination: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (destination.destroyed) {
-      reject(new Error('destination closed'));
-      return;
-    }
-    const onClose = () => reject(new Error('destination closed before the write finished'));
-    destination.once('close', onClose);
-    destination.write(chunk, (error) => {
-      destination.off('close', onClose);
-      if (error) reject(error);
-      else resolve();
-    });
-  });
 }

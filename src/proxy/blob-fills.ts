@@ -4,6 +4,7 @@ import { Socket } from 'node:net';
 import { Readable, type Writable } from 'node:stream';
 import type { FsBlobStore } from '../content/fs-blob-store.ts';
 import type { SendBuffers } from '../content/send-buffers.ts';
+import { writeAndWait } from '../content/write-and-wait.ts';
 import type { ByteRange } from '../content/store.ts';
 import type { Digest } from '../digest/digest.ts';
 import { Fill, isRetryableUpstreamFailure, type FillCursor, type FillEvent, type FillSettings, type FillStore, type UpstreamOpener } from './fill.ts';
@@ -301,21 +302,4 @@ function fail(destination: Writable, error: unknown): void {
   if (destination.destroyed) return;
   if (destination.listenerCount('error') === 0) destination.once('error', () => undefined);
   destination.destroy(error instanceof Error ? error : new Error(String(error)));
-}
-
-/** Resolves once `chunk` has been handed to the destination's resource, so its buffer may be reused. */
-function writeAndWait(destination: Writable, chunk: Buffer): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (destination.destroyed) {
-      reject(new Error('the destination closed before the blob was sent'));
-      return;
-    }
-    const onClose = (): void => reject(new Error('the destination closed before the blob was sent'));
-    destination.once('close', onClose);
-    destination.write(chunk, (error) => {
-      destination.off('close', onClose);
-      if (error) reject(error);
-      else resolve();
-    });
-  });
 }
