@@ -11,8 +11,10 @@ import { StalledError } from './stalled-error.ts';
  * a stream, and a 200 MiB layer is then 3,200 of each. Measured on this 2-core VM, a GET of a
  * 200 MiB blob with a sha256 of it cost 400–500 ms of CPU through node:http against 170–220 ms
  * read straight off the socket into reused buffers (`onread`). A pull is CPU-bound on both cores, so
- * that difference is wall time. This client is used only for blob GETs (`bulk` requests); every
- * other request stays on node:http.
+ * that difference is wall time. Small answers pay node:http's fixed cost instead: 40 manifest GETs
+ * took 30–46 ms of CPU through it and 20–24 ms here, which is a third of a no-op `skiff sync`. So
+ * every GET and HEAD without a request body comes here (the transport decides); requests with a
+ * body (uploads, token POSTs) stay on node:http.
  *
  * Reads land in 1 MiB batch buffers, each filled once from start to end, so the body is handed
  * on as views of them without a copy. A view stays valid for as long as its reader keeps it,
@@ -20,6 +22,8 @@ import { StalledError } from './stalled-error.ts';
  * batch takes new reads.
  */
 const BATCH_BYTES = 1024 * 1024;
+/** The read buffer of a connection whose bodies are copied out (`copyBodies`). */
+const COPY_BUFFER_BYTES = 64 * 1024;
 /** A read gets at least this much room: a batch with less left is retired. */
 const MIN_READ_BYTES = 64 * 1024;
 /**
@@ -30,7 +34,7 @@ const MIN_READ_BYTES = 64 * 1024;
  * buffer, and a mirror's cold pull cost 0.2 s more CPU than with node:http's small chunks.
  */
 const BODY_HIGH_WATER = 4;
-/** Idle connections kept per origin, and for how long. */
+/** Idle connections kept per origin by default, and for how long. */
 const IDLE_PER_ORIGIN = 8;
 const IDLE_KEEP_MS = 15_000;
 
@@ -40,9 +44,21 @@ export interface BulkGetOptions {
   connectTimeoutMs: number;
   /** No bytes either way for this long: stalled. */
   idleTimeoutMs: number;
+  /**
+   * Small answers (manifests, tokens, HEADs, error bodies): each body piece is copied out of the
+   * connection's 64 KiB read buffer, which then takes the next read, so a body its reader keeps
+   * (a manifest in a cache) never pins a buffer. Without it, bodies are views of 1 MiB batches.
+   */
+  copyBodies?: boolean;
+  /** Connections in use per origin at most (node:http's maxSockets); more requests wait their turn. Default: no limit. */
+  maxConnectionsPerOrigin?: number;
+  /** Idle connections kept per origin (default 8). */
+  idlePerOrigin?: number;
 }
 
 export interface BulkRequest {
+  /** GET (the default) or HEAD. */
+  method?: 'GET' | 'HEAD';
   origin: string;
   path: string;
   headers: Record<string, string>;
@@ -130,6 +146,7 @@ type Phase = 'head' | 'body';
 
 /** One request on a connection: its head being read, then its body. */
 interface Exchange {
+  method: 'GET' | 'HEAD';
   describe: string;
   phase: Phase;
   head: Buffer[];
@@ -149,7 +166,8 @@ interface Exchange {
 class BulkConnection {
   readonly origin: string;
   readonly socket: Socket;
-  private batch = spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+  private readonly copyBodies: boolean;
+  private batch: Buffer;
   private batchUse: BatchUse | undefined;
   private filled = 0;
   exchange: Exchange | undefined;
@@ -158,9 +176,13 @@ class BulkConnection {
   reused = false;
   /** Reading stopped by a `false` from onRead (which `socket.isPaused()` does not show). */
   private readingStopped = false;
+  /** Counted against its origin's limit (between `take` and the end of its exchange). */
+  busy = false;
 
   constructor(origin: URL, options: BulkGetOptions) {
     this.origin = origin.origin;
+    this.copyBodies = options.copyBodies === true;
+    this.batch = this.copyBodies ? Buffer.allocUnsafeSlow(COPY_BUFFER_BYTES) : (spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES));
     const host = origin.hostname.replace(/^\[|\]$/g, '');
     const secure = origin.protocol === 'https:';
     const port = Number(origin.port || (secure ? 443 : 80));
@@ -191,6 +213,8 @@ class BulkConnection {
 
   /** Room for the next read: the rest of the batch, or a new batch. */
   private region(): Buffer {
+    // Bodies copied out leave nothing in the buffer but a head still arriving (kept as views).
+    if (this.copyBodies && !(this.exchange?.phase === 'head' && this.exchange.head.length > 0)) this.filled = 0;
     if (this.batch.length - this.filled < MIN_READ_BYTES) {
       const use = this.batchUse;
       if (use) {
@@ -198,7 +222,7 @@ class BulkConnection {
         if (use.outstanding === 0) recycle(use);
       }
       this.batchUse = undefined;
-      this.batch = spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES);
+      this.batch = this.copyBodies ? Buffer.allocUnsafeSlow(COPY_BUFFER_BYTES) : (spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES));
       this.filled = 0;
     }
     return this.batch.subarray(this.filled);
@@ -254,7 +278,7 @@ class BulkConnection {
         if (exchange.headLength > MAX_HEAD_BYTES) throw connectionError(`the response head is larger than ${MAX_HEAD_BYTES} bytes`, 'HPE_HEADER_OVERFLOW');
         return true;
       }
-      const head = parseResponseHead(all.subarray(0, end));
+      const head = parseResponseHead(all.subarray(0, end), exchange.method);
       rest = all.subarray(end);
       if (head.statusCode < 200) {
         // 1xx: an interim answer; the real head follows.
@@ -294,10 +318,10 @@ class BulkConnection {
     const push = (piece: Buffer) => {
       if (piece.length === 0) return;
       body.received += piece.length;
-      this.lend();
+      if (!this.copyBodies) this.lend();
       body.demanded = false;
       // A reader that asked for more while this push ran (its _read) has room: no pause then.
-      wanted = body.push(piece) || body.demanded;
+      wanted = body.push(this.copyBodies ? Buffer.from(piece) : piece) || body.demanded;
     };
     const framing = exchange.framing!;
     let used = data.length;
@@ -367,13 +391,17 @@ class BulkConnection {
 }
 
 /**
- * GETs whose bodies are big (blobs), over keep-alive HTTP/1.1 connections of their own. A request
- * that a reused connection fails before any byte of the answer (the server had closed it while
- * idle) is sent once more on a new connection, as Go's transport does for idempotent requests.
+ * GETs and HEADs over keep-alive HTTP/1.1 connections of their own: blob bodies as views of 1 MiB
+ * batches, or (`copyBodies`) small answers copied out. A request that a reused connection fails
+ * before any byte of the answer (the server had closed it while idle) is sent once more on a new
+ * connection, as Go's transport does for idempotent requests.
  */
 export class BulkGetter {
   private readonly options: BulkGetOptions;
   private readonly idle = new Map<string, { connection: BulkConnection; timer: NodeJS.Timeout }[]>();
+  /** Connection slots taken per origin, and the requests waiting for one (with maxConnectionsPerOrigin). */
+  private readonly busy = new Map<string, number>();
+  private readonly waiting = new Map<string, (() => void)[]>();
   private closed = false;
 
   constructor(options: BulkGetOptions) {
@@ -382,11 +410,19 @@ export class BulkGetter {
 
   async get(request: BulkRequest): Promise<BulkResponse> {
     const url = new URL(request.origin);
-    const head = requestHead('GET', request.path, url.host, request.headers);
+    const method = request.method ?? 'GET';
+    const head = requestHead(method, request.path, url.host, request.headers);
     for (;;) {
-      const connection = this.take(url);
+      await this.acquire(url.origin, request.signal);
+      let connection: BulkConnection;
       try {
-        return await this.exchange(connection, head, request.describe, request.signal);
+        connection = this.take(url);
+      } catch (error) {
+        this.releaseSlot(url.origin);
+        throw error;
+      }
+      try {
+        return await this.exchange(connection, method, head, request.describe, request.signal);
       } catch (error) {
         if ((error as { reusedConnection?: boolean }).reusedConnection && !request.signal?.aborted) continue;
         throw error;
@@ -394,12 +430,61 @@ export class BulkGetter {
     }
   }
 
-  private exchange(connection: BulkConnection, head: string, describe: string, signal: AbortSignal | undefined): Promise<BulkResponse> {
+  /**
+   * Takes one of the origin's connection slots, waiting while maxConnectionsPerOrigin are in use.
+   * The check and the taking happen in one step, and a freed slot passes straight to the first
+   * waiter, so concurrent callers never overshoot the limit.
+   */
+  private acquire(origin: string, signal: AbortSignal | undefined): Promise<void> | void {
+    signal?.throwIfAborted();
+    const limit = this.options.maxConnectionsPerOrigin;
+    const inUse = this.busy.get(origin) ?? 0;
+    if (limit === undefined || inUse < limit) {
+      this.busy.set(origin, inUse + 1);
+      return;
+    }
+    return new Promise<void>((resolve, reject) => {
+      const queue = this.waiting.get(origin) ?? [];
+      const onAbort = () => {
+        const at = queue.indexOf(wake);
+        if (at >= 0) queue.splice(at, 1);
+        reject(signal!.reason as Error);
+      };
+      const wake = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      queue.push(wake);
+      this.waiting.set(origin, queue);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Gives a slot back: to the first request waiting for one, or to the origin's count. */
+  private releaseSlot(origin: string): void {
+    const queue = this.waiting.get(origin);
+    const next = queue?.shift();
+    if (queue?.length === 0) this.waiting.delete(origin);
+    if (next) return next();
+    const count = (this.busy.get(origin) ?? 1) - 1;
+    if (count > 0) this.busy.set(origin, count);
+    else this.busy.delete(origin);
+  }
+
+  /** A connection's exchange ended (or it closed): its slot is free. */
+  private release(connection: BulkConnection): void {
+    if (!connection.busy) return;
+    connection.busy = false;
+    this.releaseSlot(connection.origin);
+  }
+
+  private exchange(connection: BulkConnection, method: 'GET' | 'HEAD', head: string, describe: string, signal: AbortSignal | undefined): Promise<BulkResponse> {
     return new Promise<BulkResponse>((resolve, reject) => {
       // Once the head is in, an abort ends this body only: the connection may carry another request by then.
       const onAbort = () => (exchange.body ? exchange.body.destroy(signal!.reason as Error) : connection.abort(signal!.reason as Error));
       const done = () => signal?.removeEventListener('abort', onAbort);
       const exchange: Exchange = {
+        method,
         describe,
         phase: 'head',
         head: [],
@@ -422,15 +507,23 @@ export class BulkGetter {
   }
 
   private take(url: URL): BulkConnection {
-    const list = this.idle.get(url.origin);
+    const connection = this.reuse(url.origin) ?? new BulkConnection(url, this.options);
+    connection.onIdle = (c) => {
+      this.release(c);
+      this.park(c);
+    };
+    connection.busy = true;
+    return connection;
+  }
+
+  private reuse(origin: string): BulkConnection | undefined {
+    const list = this.idle.get(origin);
     while (list && list.length > 0) {
       const { connection, timer } = list.pop()!;
       clearTimeout(timer);
       if (!connection.socket.destroyed) return connection;
     }
-    const connection = new BulkConnection(url, this.options);
-    connection.onIdle = (c) => this.park(c);
-    return connection;
+    return undefined;
   }
 
   /** A connection whose exchange ended cleanly (or that closed): keep it for the next request, or drop it. */
@@ -441,7 +534,7 @@ export class BulkGetter {
       if (at >= 0) clearTimeout(list.splice(at, 1)[0]!.timer);
       return;
     }
-    if (at >= 0 || this.closed || list.length >= IDLE_PER_ORIGIN) {
+    if (at >= 0 || this.closed || list.length >= (this.options.idlePerOrigin ?? IDLE_PER_ORIGIN)) {
       if (at < 0) connection.socket.destroy();
       return;
     }

@@ -23,6 +23,28 @@ export class MalformedResponseError extends Error {
   }
 }
 
+/** Fields node:http keeps the first of when a response repeats them (its IncomingMessage rules). */
+const DISCARD_REPEATS = new Set([
+  'age',
+  'authorization',
+  'content-length',
+  'content-type',
+  'etag',
+  'expires',
+  'from',
+  'host',
+  'if-modified-since',
+  'if-unmodified-since',
+  'last-modified',
+  'location',
+  'max-forwards',
+  'proxy-authorization',
+  'referer',
+  'retry-after',
+  'server',
+  'user-agent',
+]);
+
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
 /** Where the head ends (the index after its blank line), or -1 when it has not all arrived. */
@@ -32,12 +54,14 @@ export function headEnd(bytes: Buffer): number {
 }
 
 /**
- * Parses a response head (status line, header fields, the blank line) of a response to a GET, and
- * decides its body's framing as RFC 9112 §6.3 does: no body for 1xx/204/304, chunked when the last
- * transfer coding is chunked, read-until-close for another transfer coding, else Content-Length,
- * else until close. Repeated fields are joined with ", " as node:http does (Set-Cookie: a list).
+ * Parses a response head (status line, header fields, the blank line) of a response to a GET or a
+ * HEAD, and decides its body's framing as RFC 9112 §6.3 does: no body for a HEAD or for 1xx/204/304,
+ * chunked when the last transfer coding is chunked, read-until-close for another transfer coding,
+ * else Content-Length, else until close. Repeated fields are merged as node:http merges them, so
+ * that callers see the same headers from either client: Set-Cookie a list, the single-valued
+ * fields of DISCARD_REPEATS their first value, every other field joined with ", ".
  */
-export function parseResponseHead(head: Buffer): ResponseHead {
+export function parseResponseHead(head: Buffer, method: 'GET' | 'HEAD' = 'GET'): ResponseHead {
   const lines = head.toString('latin1').split('\r\n');
   const status = /^HTTP\/1\.([01]) ([1-9]\d\d)(?: [^\r\n]*)?$/.exec(lines[0] ?? '');
   if (!status) throw new MalformedResponseError(`status line ${JSON.stringify((lines[0] ?? '').slice(0, 80))}`);
@@ -55,13 +79,14 @@ export function parseResponseHead(head: Buffer): ResponseHead {
     const previous = headers[key];
     if (key === 'set-cookie') headers[key] = [...((previous as string[] | undefined) ?? []), value];
     else if (key === 'content-length' && previous !== undefined && previous !== value) throw new MalformedResponseError('two different Content-Length fields');
-    else headers[key] = previous === undefined || key === 'content-length' ? value : `${previous as string}, ${value}`;
+    else if (previous === undefined) headers[key] = value;
+    else if (!DISCARD_REPEATS.has(key)) headers[key] = `${previous as string}, ${value}`;
   }
   const connection = String(headers.connection ?? '').toLowerCase();
   let reusable = minor === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
   let framing: BodyFraming;
   const codings = headers['transfer-encoding'];
-  if (statusCode < 200 || statusCode === 204 || statusCode === 304) framing = { kind: 'none' };
+  if (method === 'HEAD' || statusCode < 200 || statusCode === 204 || statusCode === 304) framing = { kind: 'none' };
   else if (codings !== undefined) {
     framing = /(?:^|,)\s*chunked\s*$/i.test(String(codings)) ? { kind: 'chunked' } : { kind: 'close' };
     // Both fields: a sign of request smuggling in between (RFC 9112 §6.3); this body ends the connection.

@@ -18,6 +18,8 @@ const IDLE_TIMEOUT_MS = 60_000;
  */
 const MIN_BYTES_PER_SECOND = 1024;
 const THROUGHPUT_WINDOW_MS = 60_000;
+/** Connections in use per origin by default, for each kind of request (node:http's agent, the small-answer pool). */
+const DEFAULT_CONNECTIONS = 16;
 
 export interface TransportRequest {
   /** `http://host:port` or `https://host:port`. */
@@ -29,8 +31,8 @@ export interface TransportRequest {
   body?: Buffer | string | Readable;
   signal?: AbortSignal;
   /**
-   * The answer's body may be big (a blob GET): it is read into 1 MiB buffers on a connection of
-   * its own (bulk-get.ts) instead of node:http's 64 KiB ones. GET without a body only.
+   * The answer's body may be big (a blob GET): it comes as views of 1 MiB read batches
+   * (bulk-get.ts) instead of small copies. GET only.
    */
   bulk?: boolean;
   /**
@@ -206,8 +208,8 @@ function watchThroughput(watched: WatchedBody, rules: StallRules, describe: stri
 
 /**
  * Whether node:http sends requests through a proxy from the environment (Node 24's
- * `NODE_USE_ENV_PROXY=1` or `--use-env-proxy` with `HTTP(S)_PROXY`): the bulk reader connects
- * directly, so it then stands aside and blobs go the way every other request goes.
+ * `NODE_USE_ENV_PROXY=1` or `--use-env-proxy` with `HTTP(S)_PROXY`): bulk-get.ts connects
+ * directly, so it then stands aside and GETs and HEADs go the way every other request goes.
  */
 export function usesEnvProxy(env: NodeJS.ProcessEnv = process.env, execArgv: string[] = process.execArgv): boolean {
   const enabled = env.NODE_USE_ENV_PROXY === '1' || env.NODE_USE_ENV_PROXY === 'true' || execArgv.includes('--use-env-proxy');
@@ -215,18 +217,24 @@ export function usesEnvProxy(env: NodeJS.ProcessEnv = process.env, execArgv: str
 }
 
 /**
- * HTTP/1.1 over node:http and node:https keep-alive agents. Chosen over undici for the CLI: a
- * `skiff sync` that finds everything up to date is ~100 ms of work, and undici's module load and
- * its llhttp WebAssembly warm-up cost 70–100 ms of every cold process (measured: 40 manifest
- * requests took 95 ms wall with node:http against 156–197 ms with undici, process start included).
+ * HTTP/1.1: GETs and HEADs without a request body over bulk-get.ts's keep-alive connections, every
+ * other request (uploads, token POSTs, DELETEs) over node:http and node:https keep-alive agents.
+ * Chosen over undici for the CLI: a `skiff sync` that finds everything up to date is ~100 ms of
+ * work, and undici's module load and its llhttp WebAssembly warm-up cost 70–100 ms of every cold
+ * process (measured: 40 manifest requests took 95 ms wall with node:http against 156–197 ms with
+ * undici, process start included).
  */
 export class NodeHttpTransport implements Transport {
   private readonly options: NodeTransportOptions;
   private readonly stall: StallRules;
   private readonly httpAgent: HttpAgent;
   private httpsAgent: HttpsAgent | undefined;
+  /** Blob GETs (`bulk`): bodies as views of 1 MiB batches. */
   private bulkGetter: BulkGetter | undefined;
-  private readonly bulkAllowed = !usesEnvProxy();
+  /** Every other GET and HEAD: small bodies, copied out; as many connections per origin as node:http's agent. */
+  private smallGetter: BulkGetter | undefined;
+  /** bulk-get.ts does not speak to proxies: with one from the environment, node:http carries everything. */
+  private readonly leanAllowed = !usesEnvProxy();
 
   constructor(options: NodeTransportOptions = {}) {
     this.options = options;
@@ -235,7 +243,7 @@ export class NodeHttpTransport implements Transport {
   }
 
   private agentOptions() {
-    return { keepAlive: true, keepAliveMsecs: this.options.keepAliveMs ?? 30_000, maxSockets: this.options.connections ?? 16, scheduling: 'lifo' as const };
+    return { keepAlive: true, keepAliveMsecs: this.options.keepAliveMs ?? 30_000, maxSockets: this.options.connections ?? DEFAULT_CONNECTIONS, scheduling: 'lifo' as const };
   }
 
   private httpsAgentFor(): HttpsAgent {
@@ -245,7 +253,7 @@ export class NodeHttpTransport implements Transport {
   }
 
   request(request: TransportRequest): Promise<TransportResponse> {
-    if (request.bulk && this.bulkAllowed && request.method === 'GET' && request.body === undefined) return this.bulkRequest(request);
+    if (this.leanAllowed && request.body === undefined && (request.method === 'GET' || request.method === 'HEAD')) return this.leanRequest(request, request.method);
     const url = new URL(request.origin);
     const secure = url.protocol === 'https:';
     const send = secure ? https().request : http.request;
@@ -298,11 +306,18 @@ export class NodeHttpTransport implements Transport {
     });
   }
 
-  private async bulkRequest(request: TransportRequest): Promise<TransportResponse> {
-    this.bulkGetter ??= new BulkGetter({ connectTimeoutMs: CONNECT_TIMEOUT_MS, idleTimeoutMs: this.stall.idleTimeoutMs, ...(this.options.ca ? { ca: this.options.ca } : {}) });
+  /** A GET or HEAD without a request body, on bulk-get.ts's connections. */
+  private async leanRequest(request: TransportRequest, method: 'GET' | 'HEAD'): Promise<TransportResponse> {
+    const common = { connectTimeoutMs: CONNECT_TIMEOUT_MS, idleTimeoutMs: this.stall.idleTimeoutMs, ...(this.options.ca ? { ca: this.options.ca } : {}) };
+    let getter: BulkGetter;
+    if (request.bulk && method === 'GET') getter = this.bulkGetter ??= new BulkGetter(common);
+    else {
+      const connections = this.options.connections ?? DEFAULT_CONNECTIONS;
+      getter = this.smallGetter ??= new BulkGetter({ ...common, copyBodies: true, maxConnectionsPerOrigin: connections, idlePerOrigin: connections });
+    }
     const url = new URL(request.origin);
-    const describe = `GET ${url.host}${request.path.split('?')[0]}`;
-    const response = await this.bulkGetter.get({ origin: request.origin, path: request.path, headers: request.headers ?? {}, describe, ...(request.signal ? { signal: request.signal } : {}) });
+    const describe = `${method} ${url.host}${request.path.split('?')[0]}`;
+    const response = await getter.get({ method, origin: request.origin, path: request.path, headers: request.headers ?? {}, describe, ...(request.signal ? { signal: request.signal } : {}) });
     const body = response.body;
     watchThroughput({ stream: body, bytesRead: () => body.received, complete: () => body.complete }, this.stall, describe, url.host);
     return { statusCode: response.statusCode, headers: response.headers, body: withBodyHelpers(body) };
@@ -310,6 +325,7 @@ export class NodeHttpTransport implements Transport {
 
   async close(): Promise<void> {
     this.bulkGetter?.close();
+    this.smallGetter?.close();
     this.httpAgent.destroy();
     this.httpsAgent?.destroy();
   }

@@ -103,6 +103,19 @@ describe('response heads and chunked bodies', () => {
     assert.deepEqual(many.headers['set-cookie'], ['a=1', 'b=2']);
   });
 
+  test('a HEAD answer has no body whatever its Content-Length; repeated fields merge as node:http merges them', () => {
+    const head = (text: string, method: 'GET' | 'HEAD') => parseResponseHead(Buffer.from(`${text}\r\n\r\n`, 'latin1'), method);
+    const answer = head('HTTP/1.1 200 OK\r\nContent-Length: 1234\r\nDocker-Content-Digest: sha256:ab', 'HEAD');
+    assert.deepEqual(answer.framing, { kind: 'none' });
+    assert.equal(answer.reusable, true);
+    assert.equal(answer.headers['content-length'], '1234');
+    assert.deepEqual(head('HTTP/1.1 200 OK', 'HEAD'), { statusCode: 200, headers: {}, framing: { kind: 'none' }, reusable: true }, 'no length: still no body, and the connection stays usable');
+    const repeated = head('HTTP/1.1 307 Temporary Redirect\r\nLocation: /first\r\nLocation: /second\r\nContent-Type: a/b\r\nContent-Type: c/d\r\nX-Many: 1\r\nX-Many: 2\r\nContent-Length: 0', 'GET');
+    assert.equal(repeated.headers.location, '/first');
+    assert.equal(repeated.headers['content-type'], 'a/b');
+    assert.equal(repeated.headers['x-many'], '1, 2');
+  });
+
   test('malformed heads are refused with a reason', () => {
     const bad = (text: string, reason: RegExp) => assert.throws(() => parseResponseHead(Buffer.from(`${text}\r\n\r\n`, 'latin1')), (error: Error) => error instanceof MalformedResponseError && reason.test(error.message));
     bad('HTTP/2 200', /status line/);
@@ -347,6 +360,81 @@ describe('BulkGetter against raw servers', () => {
       server.closeAllConnections();
       server.close();
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('BulkGetter for small answers (copyBodies, a connection limit) and HEAD', () => {
+  test('a HEAD reads no body and leaves the connection for the next request', async () => {
+    const server = await rawServer((head, socket) => {
+      if (head.startsWith('HEAD ')) socket.write('HTTP/1.1 200 OK\r\nContent-Length: 5000\r\nDocker-Content-Digest: sha256:aa\r\n\r\n');
+      else socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+    });
+    const getter = new BulkGetter({ ...options, copyBodies: true });
+    try {
+      const answer = await getter.get({ method: 'HEAD', origin: server.origin, path: '/v2/a/manifests/1', headers: {}, describe: 'HEAD /v2/a/manifests/1' });
+      assert.equal(answer.headers['content-length'], '5000');
+      assert.equal((await readAll(answer.body)).bytes.length, 0);
+      assert.equal((await readAll((await get(getter, server.origin)).body)).bytes.toString(), 'ok');
+      assert.equal(server.connections(), 1);
+      assert.match(server.requests[0]!, /^HEAD \/v2\/a\/manifests\/1 HTTP\/1\.1\r\n/);
+    } finally {
+      getter.close();
+    }
+  });
+
+  test('copied bodies stay whole while the connection reads the next answers into the same buffer', async () => {
+    let n = 0;
+    const server = await rawServer((_head, socket) => {
+      const body = Buffer.alloc(3000 + n, 97 + (n++ % 26));
+      // The head byte by byte for one answer: a head spread over reads is kept until it is whole.
+      const answer = Buffer.concat([Buffer.from(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n`), body]);
+      if (n === 2) {
+        let at = 0;
+        const drip = () => {
+          socket.write(answer.subarray(at, at + 1));
+          if (++at < answer.length && at < 60) setTimeout(drip, 1);
+          else socket.write(answer.subarray(at));
+        };
+        drip();
+      } else socket.write(answer);
+    });
+    const getter = new BulkGetter({ ...options, copyBodies: true });
+    try {
+      const kept: Buffer[] = [];
+      for (let i = 0; i < 6; i++) kept.push((await readAll((await get(getter, server.origin)).body)).bytes);
+      kept.forEach((bytes, i) => assert.ok(bytes.equals(Buffer.alloc(3000 + i, 97 + i)), `answer ${i} intact after later reads`));
+      assert.equal(server.connections(), 1);
+    } finally {
+      getter.close();
+    }
+  });
+
+  test('at most maxConnectionsPerOrigin connections at once: the rest wait their turn, and an abort while waiting takes none', async () => {
+    let open = 0;
+    let most = 0;
+    const server = await rawServer((_head, socket) => {
+      open++;
+      most = Math.max(most, open);
+      setTimeout(() => {
+        open--;
+        socket.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+      }, 30);
+    });
+    const getter = new BulkGetter({ ...options, copyBodies: true, maxConnectionsPerOrigin: 2, idlePerOrigin: 2 });
+    try {
+      const all = Array.from({ length: 6 }, (_, i) => get(getter, server.origin, `/n${i}`).then(async (r) => (await readAll(r.body)).bytes.toString()));
+      const aborted = new AbortController();
+      const waiting = get(getter, server.origin, '/late', {}, aborted.signal);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      aborted.abort(new Error('no longer wanted'));
+      await assert.rejects(waiting, /no longer wanted/);
+      assert.deepEqual(await Promise.all(all), Array(6).fill('ok'));
+      assert.equal(most, 2);
+      assert.equal(server.connections(), 2);
+      assert.ok(!server.requests.some((head) => head.startsWith('GET /late ')), 'the aborted request was never sent');
+    } finally {
+      getter.close();
     }
   });
 });
