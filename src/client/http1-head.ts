@@ -23,12 +23,16 @@ export class MalformedResponseError extends Error {
   }
 }
 
-/** Fields node:http keeps the first of when a response repeats them (its IncomingMessage rules). */
+/**
+ * Fields node:http keeps the first of when a response repeats them (its IncomingMessage rules).
+ * Transfer-Encoding is one there too, but its codings are joined here: the framing reads the last.
+ */
 const DISCARD_REPEATS = new Set([
   'age',
   'authorization',
   'content-length',
   'content-type',
+  'date',
   'etag',
   'expires',
   'from',
