@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Socket } from 'node:net';
 import { Readable } from 'node:stream';
+import { Limiter } from '../graph/limiter.ts';
 import { ChunkedDecoder } from './chunked-decoder.ts';
 import { headEnd, MAX_HEAD_BYTES, parseResponseHead, requestHead, type BodyFraming } from './http1-head.ts';
 import { StalledError } from './stalled-error.ts';
@@ -399,9 +400,8 @@ class BulkConnection {
 export class BulkGetter {
   private readonly options: BulkGetOptions;
   private readonly idle = new Map<string, { connection: BulkConnection; timer: NodeJS.Timeout }[]>();
-  /** Connection slots taken per origin, and the requests waiting for one (with maxConnectionsPerOrigin). */
-  private readonly busy = new Map<string, number>();
-  private readonly waiting = new Map<string, (() => void)[]>();
+  /** Connection slots per origin (with maxConnectionsPerOrigin): a freed one passes straight to the first waiter. */
+  private readonly limits = new Map<string, Limiter>();
   private closed = false;
 
   constructor(options: BulkGetOptions) {
@@ -412,13 +412,14 @@ export class BulkGetter {
     const url = new URL(request.origin);
     const method = request.method ?? 'GET';
     const head = requestHead(method, request.path, url.host, request.headers);
+    const slots = this.slots(url.origin);
     for (;;) {
-      await this.acquire(url.origin, request.signal);
+      await slots?.acquire(request.signal);
       let connection: BulkConnection;
       try {
         connection = this.take(url);
       } catch (error) {
-        this.releaseSlot(url.origin);
+        slots?.release();
         throw error;
       }
       try {
@@ -430,52 +431,20 @@ export class BulkGetter {
     }
   }
 
-  /**
-   * Takes one of the origin's connection slots, waiting while maxConnectionsPerOrigin are in use.
-   * The check and the taking happen in one step, and a freed slot passes straight to the first
-   * waiter, so concurrent callers never overshoot the limit.
-   */
-  private acquire(origin: string, signal: AbortSignal | undefined): Promise<void> | void {
-    signal?.throwIfAborted();
+  /** The origin's connection limit, with maxConnectionsPerOrigin. */
+  private slots(origin: string): Limiter | undefined {
     const limit = this.options.maxConnectionsPerOrigin;
-    const inUse = this.busy.get(origin) ?? 0;
-    if (limit === undefined || inUse < limit) {
-      this.busy.set(origin, inUse + 1);
-      return;
-    }
-    return new Promise<void>((resolve, reject) => {
-      const queue = this.waiting.get(origin) ?? [];
-      const onAbort = () => {
-        const at = queue.indexOf(wake);
-        if (at >= 0) queue.splice(at, 1);
-        reject(signal!.reason as Error);
-      };
-      const wake = () => {
-        signal?.removeEventListener('abort', onAbort);
-        resolve();
-      };
-      queue.push(wake);
-      this.waiting.set(origin, queue);
-      signal?.addEventListener('abort', onAbort, { once: true });
-    });
-  }
-
-  /** Gives a slot back: to the first request waiting for one, or to the origin's count. */
-  private releaseSlot(origin: string): void {
-    const queue = this.waiting.get(origin);
-    const next = queue?.shift();
-    if (queue?.length === 0) this.waiting.delete(origin);
-    if (next) return next();
-    const count = (this.busy.get(origin) ?? 1) - 1;
-    if (count > 0) this.busy.set(origin, count);
-    else this.busy.delete(origin);
+    if (limit === undefined) return undefined;
+    let slots = this.limits.get(origin);
+    if (!slots) this.limits.set(origin, (slots = new Limiter(limit)));
+    return slots;
   }
 
   /** A connection's exchange ended (or it closed): its slot is free. */
   private release(connection: BulkConnection): void {
     if (!connection.busy) return;
     connection.busy = false;
-    this.releaseSlot(connection.origin);
+    this.slots(connection.origin)?.release();
   }
 
   private exchange(connection: BulkConnection, method: 'GET' | 'HEAD', head: string, describe: string, signal: AbortSignal | undefined): Promise<BulkResponse> {
