@@ -183,7 +183,7 @@ class BulkConnection {
   constructor(origin: URL, options: BulkGetOptions) {
     this.origin = origin.origin;
     this.copyBodies = options.copyBodies === true;
-    this.batch = this.copyBodies ? Buffer.allocUnsafeSlow(COPY_BUFFER_BYTES) : (spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES));
+    this.batch = this.newBatch();
     const host = origin.hostname.replace(/^\[|\]$/g, '');
     const secure = origin.protocol === 'https:';
     const port = Number(origin.port || (secure ? 443 : 80));
@@ -212,6 +212,11 @@ class BulkConnection {
     });
   }
 
+  /** A read buffer: a connection's own 64 KiB one when bodies are copied out, else a 1 MiB batch (a spare one first). */
+  private newBatch(): Buffer {
+    return this.copyBodies ? Buffer.allocUnsafeSlow(COPY_BUFFER_BYTES) : (spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES));
+  }
+
   /** Room for the next read: the rest of the batch, or a new batch. */
   private region(): Buffer {
     // Bodies copied out leave nothing in the buffer but a head still arriving (kept as views).
@@ -223,7 +228,7 @@ class BulkConnection {
         if (use.outstanding === 0) recycle(use);
       }
       this.batchUse = undefined;
-      this.batch = this.copyBodies ? Buffer.allocUnsafeSlow(COPY_BUFFER_BYTES) : (spareBatches.pop() ?? Buffer.allocUnsafeSlow(BATCH_BYTES));
+      this.batch = this.newBatch();
       this.filled = 0;
     }
     return this.batch.subarray(this.filled);
